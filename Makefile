@@ -1,0 +1,38 @@
+# crosswire — see README.md. Privileged targets (test, e2e, demo) need root.
+SHELL   := /bin/bash
+GO      ?= go
+BIN     := bin
+# Tools are built once per machine into a directory keyed by version.
+TOOLS   ?= /var/cache/crosswire/tools
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all build test unit e2e lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/crosswire ./cmd/crosswire
+
+# Everything CI runs: lint, unit and privileged package tests with -race,
+# then the network-namespace end-to-end tests.
+test: lint unit e2e
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+
+e2e:
+	$(GO) test -count=1 -timeout 20m -v ./test/e2e/
+
+lint: $(STATICCHECK)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	@echo "building staticcheck $(STATICCHECK_VERSION) into $(dir $@) (once per machine, ~20 s)"
+	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+clean:
+	rm -rf $(BIN) e2e.log

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/crosswire/crosswire/controller"
+	"github.com/crosswire/crosswire/nft"
+	"github.com/crosswire/crosswire/proxy"
+	"github.com/crosswire/crosswire/wgtun"
+)
+
+func newAgentCommand() *cobra.Command {
+	o := defaultOptions()
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the node agent: keep the datapath in step with the cluster's nodes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAgent(cmd.Context(), &o)
+		},
+	}
+	fs := cmd.Flags()
+	o.datapathFlags(fs)
+	fs.StringVar(&o.nodeName, "node-name", o.nodeName, "this node's name (default $NODE_NAME)")
+	fs.Uint16Var(&o.listenPort, "listen-port", o.listenPort, "WireGuard UDP port")
+	fs.IntVar(&o.mtu, "mtu", o.mtu, "tunnel MTU (underlay MTU minus 60 for IPv4, 80 for IPv6)")
+	fs.Var(&o.wgFwmark, "wg-fwmark", "fwmark of the tunnel's own UDP packets (must not match --mark/--mask)")
+	fs.DurationVar(&o.resync, "resync-interval", o.resync, "how often kernel state is checked and repaired")
+	fs.IntVar(&o.keepalive, "keepalive", o.keepalive, "WireGuard persistent keepalive in seconds (0: off)")
+	fs.StringVar(&o.nodesFile, "nodes-file", o.nodesFile, "read Nodes from this Kubernetes NodeList (YAML or JSON) instead of the API server")
+	return cmd
+}
+
+func runAgent(ctx context.Context, o *options) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	if o.nodeName == "" {
+		return errors.New("--node-name (or $NODE_NAME) is required")
+	}
+	if o.nodesFile == "" {
+		return errors.New("--nodes-file is required until the Kubernetes source is available")
+	}
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	log = log.With(zap.String("node", o.nodeName))
+
+	key, created, err := wgtun.LoadOrCreateKey(o.keyFile())
+	if err != nil {
+		return fmt.Errorf("private key: %w", err)
+	}
+	log.Info("private key ready", zap.String("file", o.keyFile()), zap.Bool("created", created),
+		zap.String("public_key", key.PublicKey().String()))
+
+	dev, err := wgtun.Open(wgtun.Config{
+		Name: o.iface, MTU: o.mtu, ListenPort: o.listenPort, FwMark: uint32(o.wgFwmark),
+		PrivateKey: key, SocketDir: o.socketDir, Keepalive: o.keepalive, Logger: log.Named("wireguard"),
+	})
+	if err != nil {
+		return fmt.Errorf("open tunnel: %w", err)
+	}
+	// Closing the device removes its routes; the blackhole routes behind
+	// them keep remote pod traffic dropped, not leaked, until the next agent
+	// takes over. Everything else stays in place.
+	defer func() {
+		if err := dev.Close(); err != nil {
+			log.Warn("close tunnel", zap.Error(err))
+		}
+	}()
+
+	rules, err := nft.New(o.nftConfig())
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	defer rules.Close()
+
+	engine, err := proxy.New(o.proxyConfig(), proxy.Deps{
+		Rules:   rules,
+		Tunnel:  dev,
+		Router:  proxy.NewNetlinkRouter(o.proxyConfig(), nil),
+		Sysctls: func() ([]string, error) { return proxy.EnsureSysctls("/proc/sys") },
+		Log:     log.Named("engine"),
+	})
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	log.Info("agent started", zap.String("interface", o.iface), zap.Uint16("listen_port", dev.ListenPort()),
+		zap.String("nodes_file", o.nodesFile))
+
+	src := &controller.FileSource{
+		Path: o.nodesFile, Self: o.nodeName, SelfKey: key.PublicKey().String(),
+		DefaultPort: o.listenPort, Interval: time.Second, Log: log.Named("nodes"),
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return engine.Run(gctx) })
+	g.Go(func() error {
+		return src.Run(gctx, func(st controller.State) {
+			d, bad := desiredFromState(st)
+			for _, b := range bad {
+				log.Warn("node rejected", zap.String("peer", b.Node), zap.String("reason", b.Reason))
+			}
+			engine.Update(d)
+		})
+	})
+	err = g.Wait()
+	log.Info("agent stopping; datapath left in place (run `crosswire cleanup` to remove it)")
+	return err
+}

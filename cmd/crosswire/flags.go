@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/crosswire/crosswire/nft"
+	"github.com/crosswire/crosswire/proxy"
+)
+
+// options are the flags shared by the agent and the cleanup and pubkey
+// commands, so cleanup finds exactly what the agent created.
+type options struct {
+	nodeName     string
+	stateDir     string
+	socketDir    string
+	iface        string
+	listenPort   uint16
+	mtu          int
+	mark         hexUint32
+	mask         hexUint32
+	wgFwmark     hexUint32
+	table        int
+	rulePriority int
+	nftTable     string
+	resync       time.Duration
+	keepalive    int
+	logLevel     string
+	nodesFile    string
+}
+
+func defaultOptions() options {
+	return options{
+		nodeName:     os.Getenv("NODE_NAME"),
+		stateDir:     "/var/lib/crosswire",
+		socketDir:    "/var/run/wireguard",
+		iface:        "crosswire0",
+		listenPort:   51820,
+		mtu:          1420,
+		mark:         0x1000,
+		mask:         0x1000,
+		wgFwmark:     0x2000,
+		table:        202,
+		rulePriority: 1200,
+		nftTable:     "crosswire",
+		resync:       30 * time.Second,
+		keepalive:    0,
+		logLevel:     "info",
+	}
+}
+
+func (o *options) datapathFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.stateDir, "state-dir", o.stateDir, "directory for the node's private key (persistent host storage, 0700)")
+	fs.StringVar(&o.socketDir, "socket-dir", o.socketDir, "directory of the WireGuard UAPI socket; `wg show` looks in /var/run/wireguard")
+	fs.StringVar(&o.iface, "interface", o.iface, "name of the WireGuard tunnel device")
+	fs.Var(&o.mark, "mark", "fwmark bit(s) set on pod traffic to remote pods")
+	fs.Var(&o.mask, "mask", "fwmark bits crosswire owns (must contain --mark)")
+	fs.IntVar(&o.table, "table", o.table, "routing table for remote pod CIDRs")
+	fs.IntVar(&o.rulePriority, "rule-priority", o.rulePriority, "priority of the fwmark policy rule (before main, 32766)")
+	fs.StringVar(&o.nftTable, "nft-table", o.nftTable, "name of crosswire's nftables table (family inet)")
+	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
+}
+
+func (o *options) proxyConfig() proxy.Config {
+	return proxy.Config{
+		Table: o.table, RulePriority: o.rulePriority,
+		Mark: uint32(o.mark), Mask: uint32(o.mask),
+		TunnelIface: o.iface, ResyncInterval: o.resync,
+	}
+}
+
+func (o *options) nftConfig() nft.Config {
+	return nft.Config{Table: o.nftTable, Mark: uint32(o.mark), Mask: uint32(o.mask), TunnelIface: o.iface}
+}
+
+func (o *options) keyFile() string { return filepath.Join(o.stateDir, "private.key") }
+
+// validate checks what the engine and the ruleset do not: the tunnel's own
+// packets must never match the policy rule, or they would loop.
+func (o *options) validate() error {
+	if err := o.proxyConfig().Validate(); err != nil {
+		return err
+	}
+	if err := o.nftConfig().Validate(); err != nil {
+		return err
+	}
+	if uint32(o.wgFwmark)&uint32(o.mask) == uint32(o.mark) {
+		return fmt.Errorf("--wg-fwmark %#x matches the policy rule (fwmark %#x/%#x): the tunnel's packets would loop", uint32(o.wgFwmark), uint32(o.mark), uint32(o.mask))
+	}
+	if o.mtu < 576 || o.mtu > 65535 {
+		return fmt.Errorf("--mtu %d: must be in 576..65535", o.mtu)
+	}
+	if o.keepalive < 0 || o.keepalive > 65535 {
+		return fmt.Errorf("--keepalive %d: must be in 0..65535 seconds", o.keepalive)
+	}
+	return nil
+}
+
+// hexUint32 is a flag that accepts 0x1000, 4096 or 0o10000.
+type hexUint32 uint32
+
+func (h *hexUint32) String() string { return fmt.Sprintf("%#x", uint32(*h)) }
+func (h *hexUint32) Type() string   { return "uint32" }
+func (h *hexUint32) Set(s string) error {
+	v, err := strconv.ParseUint(s, 0, 32)
+	if err != nil {
+		return fmt.Errorf("not a 32-bit number: %q", s)
+	}
+	*h = hexUint32(v)
+	return nil
+}

@@ -1,0 +1,85 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// FileSource turns a NodeList file into desired state, for clusters without
+// an API server and for tests. It polls rather than watching inotify events
+// because editors and config-map mounts replace files by rename, and a poll
+// of one small file per second costs nothing.
+type FileSource struct {
+	Path        string
+	Self        string
+	SelfKey     string
+	DefaultPort uint16
+	Interval    time.Duration
+	Log         *zap.Logger
+}
+
+// Run calls update with the state from the file now and after every change
+// until ctx ends. A file that cannot be read or parsed is logged and the
+// last good state stays in force: a bad edit must never drop good peers.
+func (f *FileSource) Run(ctx context.Context, update func(State)) error {
+	log := f.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	interval := f.Interval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	var last []byte
+	var lastErr string
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		data, err := os.ReadFile(f.Path)
+		if err == nil && bytes.Equal(data, last) {
+			lastErr = "" // back to the good file: log the next failure again
+		}
+		if err == nil && !bytes.Equal(data, last) {
+			var st State
+			st, err = f.build(data)
+			if err == nil {
+				last = data
+				lastErr = ""
+				logState(log, f.Self, st)
+				update(st)
+			}
+		}
+		if err != nil && err.Error() != lastErr {
+			lastErr = err.Error()
+			log.Error("nodes file unusable; keeping the last good state", zap.String("path", f.Path), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (f *FileSource) build(data []byte) (State, error) {
+	nodes, err := ParseNodeList(data)
+	if err != nil {
+		return State{}, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	return Build(Input{Self: f.Self, SelfKey: f.SelfKey, DefaultPort: f.DefaultPort, Nodes: nodes}), nil
+}
+
+func logState(log *zap.Logger, self string, st State) {
+	if !st.SelfFound {
+		log.Warn("this node is not in the nodes file; no local pod CIDRs", zap.String("node", self))
+	}
+	for _, r := range st.Rejected {
+		log.Warn("node rejected", zap.String("node", r.Node), zap.String("reason", r.Reason))
+	}
+	log.Info("nodes file loaded", zap.Int("peers", len(st.Peers)), zap.Int("rejected", len(st.Rejected)))
+}

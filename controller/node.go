@@ -1,0 +1,156 @@
+package controller
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// NodeInfo is what crosswire needs from one Node, validated on its own.
+type NodeInfo struct {
+	Name string
+	// PublicKey is the canonical base64 key, or "" when the node has not
+	// published one yet.
+	PublicKey string
+	// Endpoint is where the node's tunnel listens; invalid when unknown.
+	Endpoint netip.AddrPort
+	PodCIDRs []netip.Prefix
+}
+
+// ParseNode extracts and validates crosswire's view of a Node. defaultPort is
+// used with the InternalIP when the node publishes no endpoint. Every error
+// names the offending field so it can be shown in an Event.
+func ParseNode(n *corev1.Node, defaultPort uint16) (NodeInfo, error) {
+	info, err := parseNodeCIDRs(n)
+	if err != nil {
+		return info, err
+	}
+	key, err := nodeKey(n)
+	if err != nil {
+		return info, err
+	}
+	info.PublicKey = key
+	ep, err := nodeEndpoint(n, defaultPort)
+	if err != nil {
+		return info, err
+	}
+	info.Endpoint = ep
+	return info, nil
+}
+
+// parseNodeCIDRs checks the node's name and annotation sizes and returns its
+// pod CIDRs: the part of ParseNode that decides what the node claims.
+func parseNodeCIDRs(n *corev1.Node) (NodeInfo, error) {
+	info := NodeInfo{Name: n.Name}
+	if n.Name == "" {
+		return info, fmt.Errorf("node has no name")
+	}
+	// Sorted, so that a node with several oversize annotations is always
+	// reported with the same one.
+	var keys []string
+	for k := range n.Annotations {
+		if strings.HasPrefix(k, "crosswire.dev/") {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if v := n.Annotations[k]; len(v) > maxAnnotationBytes {
+			return info, fmt.Errorf("annotation %s: %d bytes, limit %d", k, len(v), maxAnnotationBytes)
+		}
+	}
+	cidrs, err := nodePodCIDRs(n)
+	if err != nil {
+		return info, err
+	}
+	info.PodCIDRs = cidrs
+	return info, nil
+}
+
+// nodeKey returns the node's canonical public key, or "" when it has none.
+func nodeKey(n *corev1.Node) (string, error) {
+	s := n.Annotations[AnnotationPublicKey]
+	if strings.TrimSpace(s) == "" {
+		return "", nil
+	}
+	key, err := canonicalKey(s)
+	if err != nil {
+		return "", fmt.Errorf("annotation %s: %w", AnnotationPublicKey, err)
+	}
+	return key, nil
+}
+
+// canonicalKey checks that s is a base64 Curve25519 key and returns it in
+// standard form, so two spellings of one key compare equal.
+func canonicalKey(s string) (string, error) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return "", fmt.Errorf("not base64: %w", err)
+	}
+	if len(raw) != 32 {
+		return "", fmt.Errorf("key is %d bytes, want 32", len(raw))
+	}
+	var zero [32]byte
+	if [32]byte(raw) == zero {
+		return "", fmt.Errorf("key is all zeros")
+	}
+	return base64.StdEncoding.EncodeToString(raw), nil
+}
+
+func nodeEndpoint(n *corev1.Node, defaultPort uint16) (netip.AddrPort, error) {
+	for _, ann := range []string{AnnotationEndpointOverride, AnnotationEndpoint} {
+		s, ok := n.Annotations[ann]
+		if !ok || strings.TrimSpace(s) == "" {
+			continue
+		}
+		ep, err := netip.ParseAddrPort(strings.TrimSpace(s))
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("annotation %s: %w", ann, err)
+		}
+		ep, err = checkEndpoint(ep)
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("annotation %s: %w", ann, err)
+		}
+		return ep, nil
+	}
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		ip, err := netip.ParseAddr(a.Address)
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("status.addresses InternalIP %q: %w", a.Address, err)
+		}
+		ep, err := checkEndpoint(netip.AddrPortFrom(ip, defaultPort))
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("status.addresses InternalIP: %w", err)
+		}
+		return ep, nil
+	}
+	return netip.AddrPort{}, nil
+}
+
+// checkEndpoint returns ep with an IPv4-mapped address unmapped, or an error
+// when peers could not send to it. The checks run on the unmapped address:
+// ::ffff:0.0.0.0 is not IsUnspecified, but 0.0.0.0 is. A zone names an
+// interface of the publishing node and means nothing to its peers.
+func checkEndpoint(ep netip.AddrPort) (netip.AddrPort, error) {
+	a := ep.Addr()
+	switch {
+	case a.Zone() != "":
+		return netip.AddrPort{}, fmt.Errorf("endpoint %s: zoned address is local to the node", ep)
+	case ep.Port() == 0:
+		return netip.AddrPort{}, fmt.Errorf("endpoint %s: port 0", ep)
+	}
+	a = a.Unmap()
+	switch {
+	case a.IsUnspecified(), a.IsMulticast(), a.IsLoopback(), a.IsLinkLocalUnicast(),
+		a.Is4() && a.As4()[0] == 0, a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return netip.AddrPort{}, fmt.Errorf("endpoint %s: not a unicast node address", ep)
+	}
+	return netip.AddrPortFrom(a, ep.Port()), nil
+}

@@ -1,0 +1,156 @@
+package controller
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Peer is another node as the datapath needs it.
+type Peer struct {
+	Name string
+	// PublicKey is base64, or "" while the node has not published a key.
+	PublicKey string
+	Endpoint  netip.AddrPort
+	PodCIDRs  []netip.Prefix
+}
+
+// Rejection records a Node that was left out of the desired state, and why.
+type Rejection struct {
+	Node   string
+	Reason string
+}
+
+// State is the desired datapath state derived from the cluster's Nodes.
+type State struct {
+	// SelfFound is false while this node's own Node object is unknown; the
+	// local pod CIDRs are then empty.
+	SelfFound bool
+	Local     []netip.Prefix
+	Peers     []Peer
+	Rejected  []Rejection
+}
+
+// Input is everything Build needs; it holds no reference to informers so the
+// same code serves the API server and the nodes file.
+type Input struct {
+	Self        string
+	SelfKey     string // this agent's own public key, base64
+	DefaultPort uint16
+	Nodes       []*corev1.Node
+}
+
+// Build validates every Node and returns the desired state. Conflicts are
+// settled by age: this node's own claims first, then older Nodes
+// (creationTimestamp, then name), so a newcomer can never take over pod CIDRs
+// or a key that an established node already holds. Each rejected Node is
+// reported and skipped; it never affects the others.
+//
+// A node rejected for its key or endpoint keeps its claim on its (valid,
+// uncontested) pod CIDRs and key: a misconfigured established node must not
+// hand its pod traffic to a newcomer. For this node itself only the pod
+// CIDRs matter: SelfKey is authoritative and its own endpoint is for peers.
+//
+// Peers are sorted by name, Rejected by node name then reason; the result
+// does not depend on the order of in.Nodes.
+func Build(in Input) State {
+	var st State
+	names := map[string]int{}
+	var nodes []*corev1.Node
+	for _, n := range in.Nodes {
+		if n != nil {
+			names[n.Name]++
+			nodes = append(nodes, n)
+		}
+	}
+	isSelf := func(n *corev1.Node) bool { return n.Name == in.Self }
+	slices.SortFunc(nodes, func(a, b *corev1.Node) int {
+		if sa, sb := isSelf(a), isSelf(b); sa != sb {
+			if sa {
+				return -1
+			}
+			return 1
+		}
+		if c := a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+
+	var claimed []netip.Prefix
+	keys := map[string]string{}
+	if selfKey := strings.TrimSpace(in.SelfKey); selfKey != "" {
+		if k, err := canonicalKey(selfKey); err == nil {
+			selfKey = k
+		}
+		keys[selfKey] = in.Self
+	}
+	reject := func(name, reason string) {
+		st.Rejected = append(st.Rejected, Rejection{name, reason})
+	}
+	var infos []NodeInfo
+	for _, n := range nodes {
+		if c := names[n.Name]; c > 1 {
+			// Only a hand-made Input can do this (names are unique in the API
+			// and in ParseNodeList); no copy can be trusted over another.
+			reject(n.Name, fmt.Sprintf("node name appears %d times", c))
+			continue
+		}
+		info, err := parseNodeCIDRs(n)
+		if err != nil {
+			reject(n.Name, err.Error())
+			continue
+		}
+		if mine, theirs, ok := overlaps(info.PodCIDRs, claimed); ok {
+			reject(n.Name, fmt.Sprintf("pod CIDR %s overlaps %s, already claimed by an older node", mine, theirs))
+			continue
+		}
+		claimed = append(claimed, info.PodCIDRs...)
+		if isSelf(n) {
+			st.SelfFound = true
+			st.Local = info.PodCIDRs
+			continue
+		}
+		if info.PublicKey, err = nodeKey(n); err != nil {
+			reject(n.Name, err.Error())
+			continue
+		}
+		if owner, dup := keys[info.PublicKey]; dup && info.PublicKey != "" {
+			if owner == in.Self {
+				reject(n.Name, "public key is this node's own key")
+			} else {
+				reject(n.Name, fmt.Sprintf("public key already used by node %s", owner))
+			}
+			continue
+		}
+		if info.PublicKey != "" {
+			keys[info.PublicKey] = info.Name
+		}
+		if info.Endpoint, err = nodeEndpoint(n, in.DefaultPort); err != nil {
+			reject(n.Name, err.Error())
+			continue
+		}
+		infos = append(infos, info)
+	}
+
+	for _, info := range infos {
+		// Checked once every claim is known: an endpoint inside any pod CIDR
+		// would route the tunnel's own packets into the tunnel.
+		if info.Endpoint.IsValid() {
+			if p, in := containsAddr(claimed, info.Endpoint.Addr()); in {
+				reject(info.Name, fmt.Sprintf("endpoint %s lies inside pod CIDR %s", info.Endpoint, p))
+				continue
+			}
+		}
+		st.Peers = append(st.Peers, Peer(info))
+	}
+	slices.SortFunc(st.Peers, func(a, b Peer) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(st.Rejected, func(a, b Rejection) int {
+		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Reason, b.Reason))
+	})
+	return st
+}

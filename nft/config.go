@@ -1,0 +1,59 @@
+package nft
+
+import (
+	"errors"
+	"fmt"
+)
+
+// DefaultTable is the table name used when Config.Table is empty.
+const DefaultTable = "crosswire"
+
+// Kernel limits: NFT_NAME_MAXLEN (256, including the NUL) and IFNAMSIZ (16,
+// including the NUL). Checking them here turns an opaque EINVAL from the
+// middle of a batch into a start-up error.
+const (
+	maxNameLen  = 255
+	maxIfaceLen = 15
+)
+
+// Config is fixed for the life of an agent.
+type Config struct {
+	Table       string // nftables table name, family inet; default "crosswire"
+	Mark        uint32 // bits set on marked packets (must be non-zero and ⊆ Mask)
+	Mask        uint32 // the mark bits crosswire owns
+	TunnelIface string // wireguard TUN name, e.g. "crosswire0"
+}
+
+// withDefaults fills the fields that have a documented default.
+func (c Config) withDefaults() Config {
+	if c.Table == "" {
+		c.Table = DefaultTable
+	}
+	return c
+}
+
+// Validate reports whether the configuration can be programmed. An empty
+// Table is valid and means DefaultTable.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if len(c.Table) > maxNameLen {
+		errs = append(errs, fmt.Errorf("table name %q longer than %d bytes", c.Table, maxNameLen))
+	}
+	if c.Mark == 0 {
+		errs = append(errs, errors.New("mark must be non-zero"))
+	}
+	if c.Mark&^c.Mask != 0 {
+		errs = append(errs, fmt.Errorf("mark %#x is not within mask %#x (extra bits %#x)", c.Mark, c.Mask, c.Mark&^c.Mask))
+	}
+	switch {
+	case c.TunnelIface == "":
+		errs = append(errs, errors.New("tunnel interface name must not be empty"))
+	case len(c.TunnelIface) > maxIfaceLen:
+		errs = append(errs, fmt.Errorf("tunnel interface name %q longer than %d bytes", c.TunnelIface, maxIfaceLen))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid nft config: %w", err)
+	}
+	return nil
+}

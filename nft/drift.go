@@ -1,0 +1,223 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+)
+
+// Drift reads the kernel back and compares it with the table that Apply
+// would program for st. Nil means in sync; otherwise each string is one
+// human-readable difference. The error is only for netlink failures (or a
+// State that cannot be rendered).
+func (m *Manager) Drift(st State) ([]string, error) {
+	want, err := Render(m.cfg, st)
+	if err != nil {
+		return nil, fmt.Errorf("drift: render: %w", err)
+	}
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+
+	conn, err := m.conn()
+	if err != nil {
+		return nil, err
+	}
+	ok, err := tableExists(conn, m.table)
+	if err != nil {
+		return nil, fmt.Errorf("drift: %w", err)
+	}
+	if !ok {
+		return []string{fmt.Sprintf("table %s missing", m.table.Name)}, nil
+	}
+	var reasons []string
+	r, err := setsDrift(conn, m.table, want.Sets)
+	if err != nil {
+		return nil, fmt.Errorf("drift: %w", err)
+	}
+	reasons = append(reasons, r...)
+	r, err = chainsDrift(conn, m.table, want.Chains)
+	if err != nil {
+		return nil, fmt.Errorf("drift: %w", err)
+	}
+	return append(reasons, r...), nil
+}
+
+func setsDrift(conn *nftables.Conn, t *nftables.Table, want []SetSpec) ([]string, error) {
+	have, err := listSets(conn, t)
+	if err != nil {
+		return nil, err
+	}
+	var reasons []string
+	for _, ws := range want {
+		hs, ok := have[ws.Name]
+		if !ok {
+			reasons = append(reasons, fmt.Sprintf("set %s missing", ws.Name))
+			continue
+		}
+		delete(have, ws.Name)
+		if hs.KeyType.Name != ws.KeyType.Name || !hs.Interval || hs.IsMap {
+			reasons = append(reasons, fmt.Sprintf("set %s: wrong type or flags (type %s, interval %t, map %t)", ws.Name, hs.KeyType.Name, hs.Interval, hs.IsMap))
+			continue
+		}
+		ivs, err := readIntervals(conn, hs)
+		if err != nil {
+			return nil, err
+		}
+		var got []netip.Prefix
+		for _, iv := range ivs {
+			got = append(got, iv.prefixes()...)
+		}
+		missing, unexpected := diffPrefixes(ws.Prefixes, got)
+		for _, p := range missing {
+			reasons = append(reasons, fmt.Sprintf("set %s: missing %s", ws.Name, p))
+		}
+		for _, p := range unexpected {
+			reasons = append(reasons, fmt.Sprintf("set %s: unexpected %s", ws.Name, p))
+		}
+	}
+	for _, name := range sortedKeys(have) {
+		reasons = append(reasons, fmt.Sprintf("set %s unexpected", name))
+	}
+	return reasons, nil
+}
+
+// diffPrefixes compares two sorted prefix lists by membership.
+func diffPrefixes(want, got []netip.Prefix) (missing, unexpected []netip.Prefix) {
+	for _, p := range want {
+		if !slices.Contains(got, p) {
+			missing = append(missing, p)
+		}
+	}
+	for _, p := range got {
+		if !slices.Contains(want, p) {
+			unexpected = append(unexpected, p)
+		}
+	}
+	return missing, unexpected
+}
+
+func chainsDrift(conn *nftables.Conn, t *nftables.Table, want []ChainSpec) ([]string, error) {
+	have, err := listChains(conn, t)
+	if err != nil {
+		return nil, err
+	}
+	var reasons []string
+	for _, wc := range want {
+		hc, ok := have[wc.Name]
+		if !ok {
+			reasons = append(reasons, fmt.Sprintf("chain %s missing", wc.Name))
+			continue
+		}
+		delete(have, wc.Name)
+		if d := chainAttrDiff(hc, wc); d != "" {
+			reasons = append(reasons, fmt.Sprintf("chain %s: %s", wc.Name, d))
+		}
+		rules, err := listRules(conn, t, hc)
+		if err != nil {
+			return nil, err
+		}
+		reasons = append(reasons, rulesDrift(wc, rules)...)
+	}
+	for _, name := range sortedKeys(have) {
+		reasons = append(reasons, fmt.Sprintf("chain %s unexpected", name))
+	}
+	return reasons, nil
+}
+
+func chainAttrDiff(h *nftables.Chain, w ChainSpec) string {
+	switch {
+	case h.Hooknum == nil || h.Priority == nil:
+		return "not a base chain"
+	case *h.Hooknum != w.Hook || *h.Priority != w.Priority:
+		return fmt.Sprintf("hook %d priority %d, want hook %d priority %d", *h.Hooknum, *h.Priority, w.Hook, w.Priority)
+	case h.Type != w.Type:
+		return fmt.Sprintf("type %s, want %s", h.Type, w.Type)
+	case h.Policy == nil || *h.Policy != w.Policy:
+		return "policy differs"
+	}
+	return ""
+}
+
+// rulesDrift matches rules by comment (their identity), then compares
+// expressions and order.
+func rulesDrift(wc ChainSpec, have []*nftables.Rule) []string {
+	var reasons []string
+	byComment := map[string]*nftables.Rule{}
+	var order []string
+	for _, r := range have {
+		c := ruleComment(r)
+		if _, dup := byComment[c]; dup || wc.rule(c) == nil {
+			reasons = append(reasons, fmt.Sprintf("chain %s: unexpected rule (handle %d, comment %q)", wc.Name, r.Handle, c))
+			continue
+		}
+		byComment[c] = r
+		order = append(order, c)
+	}
+	var wantOrder []string
+	for _, wr := range wc.Rules {
+		hr, ok := byComment[wr.Comment]
+		if !ok {
+			reasons = append(reasons, fmt.Sprintf("chain %s: rule %q missing", wc.Name, wr.Comment))
+			continue
+		}
+		wantOrder = append(wantOrder, wr.Comment)
+		if !sameExprs(hr.Exprs, wr.Exprs) {
+			reasons = append(reasons, fmt.Sprintf("chain %s: rule %q differs", wc.Name, wr.Comment))
+		}
+	}
+	if slices.Equal(order, wantOrder) || len(order) != len(wantOrder) {
+		return reasons
+	}
+	return append(reasons, fmt.Sprintf("chain %s: rules out of order", wc.Name))
+}
+
+func (c ChainSpec) rule(comment string) *RuleSpec {
+	for i := range c.Rules {
+		if c.Rules[i].Comment == comment {
+			return &c.Rules[i]
+		}
+	}
+	return nil
+}
+
+// sameExprs compares expressions as programmed with expressions as dumped,
+// ignoring what the kernel legitimately changes: counter values and the
+// batch-local set ID of a lookup.
+func sameExprs(have, want []expr.Any) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	for i := range have {
+		if !reflect.DeepEqual(normalizedExpr(have[i]), normalizedExpr(want[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+func normalizedExpr(e expr.Any) expr.Any {
+	switch v := e.(type) {
+	case *expr.Counter:
+		return &expr.Counter{}
+	case *expr.Lookup:
+		c := *v
+		c.SetID = 0
+		return &c
+	}
+	return e
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

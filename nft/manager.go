@@ -1,0 +1,236 @@
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+)
+
+// ErrNotApplied is returned by incremental updates when crosswire's table
+// or one of its sets is missing: the caller must Apply the full state.
+var ErrNotApplied = errors.New("crosswire table not programmed")
+
+// maxElementsPerMessage keeps each netlink message of a batch well below
+// the socket buffer even with thousands of nodes (nft chunks similarly).
+const maxElementsPerMessage = 1024
+
+// State is the desired content of the sets. Prefixes of both families,
+// mixed; the package splits them by family.
+type State struct {
+	Local  []netip.Prefix // this node's pod CIDRs
+	Remote []netip.Prefix // every other node's pod CIDRs
+}
+
+type options struct {
+	netnsFD int
+}
+
+// Option configures a Manager.
+type Option func(*options)
+
+// WithNetNS programs the table in the network namespace referred to by fd
+// instead of the current one. The caller keeps ownership of fd.
+func WithNetNS(fd int) Option {
+	return func(o *options) { o.netnsFD = fd }
+}
+
+// Manager programs crosswire's table. It is safe for concurrent use; calls
+// are serialised so that an incremental update never interleaves with a
+// full Apply's read-modify-write.
+type Manager struct {
+	cfg     Config
+	table   *nftables.Table
+	netnsFD int
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// New validates cfg and returns a Manager. It does not touch the kernel.
+func New(cfg Config, opts ...Option) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return &Manager{
+		cfg:     cfg,
+		table:   &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet},
+		netnsFD: o.netnsFD,
+	}, nil
+}
+
+// conn returns a fresh batch builder for one operation. A Conn keeps queued
+// messages and its first serialisation error until a Flush, and a failed
+// batch can leave unread acks on a lasting socket; a Conn per operation
+// (each opening its own short-lived socket) means a batch that fails to build
+// is dropped, never half-sent by the next operation.
+func (m *Manager) conn() (*nftables.Conn, error) {
+	c, err := nftables.New(nftables.WithNetNSFd(m.netnsFD))
+	if err != nil {
+		return nil, fmt.Errorf("nftables connection: %w", err)
+	}
+	return c, nil
+}
+
+func (m *Manager) lock() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return errors.New("nft manager closed")
+	}
+	return nil
+}
+
+// Apply replaces crosswire's table with the rendered state in one atomic
+// batch: add table (so the delete cannot fail), delete table, then add the
+// table with all sets, elements, chains and rules. Packets see either the old
+// table or the new one, never a half-built one. No other table is touched.
+func (m *Manager) Apply(st State) error {
+	rs, err := Render(m.cfg, st)
+	if err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+
+	conn, err := m.conn()
+	if err != nil {
+		return err
+	}
+	conn.AddTable(m.table)
+	conn.DelTable(m.table)
+	if err := queueRuleset(conn, rs); err != nil {
+		return fmt.Errorf("apply table %s: %w", m.cfg.Table, err)
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("apply table %s: %w", m.cfg.Table, err)
+	}
+	return nil
+}
+
+// queueRuleset queues the creation of rs (table included) on conn.
+func queueRuleset(conn *nftables.Conn, rs *Ruleset) error {
+	table := conn.AddTable(&nftables.Table{Name: rs.Table.Name, Family: rs.Table.Family})
+	setIDs := map[string]uint32{}
+	for i, s := range rs.Sets {
+		set := &nftables.Set{
+			Table:    table,
+			ID:       uint32(i + 1), // unique within the batch; avoids the library's global counter
+			Name:     s.Name,
+			KeyType:  s.KeyType,
+			Interval: true,
+			Comment:  s.Comment,
+		}
+		if err := conn.AddSet(set, nil); err != nil {
+			return fmt.Errorf("set %s: %w", s.Name, err)
+		}
+		if err := addElements(conn, set, s.Elements); err != nil {
+			return fmt.Errorf("set %s: %w", s.Name, err)
+		}
+		setIDs[s.Name] = set.ID
+	}
+	for _, c := range rs.Chains {
+		hook, prio, policy := c.Hook, c.Priority, c.Policy
+		chain := conn.AddChain(&nftables.Chain{
+			Name:     c.Name,
+			Table:    table,
+			Type:     c.Type,
+			Hooknum:  &hook,
+			Priority: &prio,
+			Policy:   &policy,
+		})
+		for _, r := range c.Rules {
+			exprs, err := bindSets(r.Exprs, setIDs)
+			if err != nil {
+				return fmt.Errorf("chain %s rule %q: %w", c.Name, r.Comment, err)
+			}
+			conn.AddRule(&nftables.Rule{
+				Table:    table,
+				Chain:    chain,
+				Exprs:    exprs,
+				UserData: userdata.AppendString(nil, userdata.TypeComment, r.Comment),
+			})
+		}
+	}
+	return nil
+}
+
+// bindSets copies exprs, giving each set lookup the batch ID of its set: a
+// set created in the same batch is only reliably found by ID.
+func bindSets(exprs []expr.Any, ids map[string]uint32) ([]expr.Any, error) {
+	out := make([]expr.Any, len(exprs))
+	for i, e := range exprs {
+		if l, ok := e.(*expr.Lookup); ok {
+			id, ok := ids[l.SetName]
+			if !ok {
+				return nil, fmt.Errorf("lookup of unknown set %q", l.SetName)
+			}
+			bound := *l
+			bound.SetID = id
+			e = &bound
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+func addElements(conn *nftables.Conn, set *nftables.Set, els []nftables.SetElement) error {
+	for chunk := range slices.Chunk(els, maxElementsPerMessage) {
+		if err := conn.SetAddElements(set, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func deleteElements(conn *nftables.Conn, set *nftables.Set, els []nftables.SetElement) error {
+	for chunk := range slices.Chunk(els, maxElementsPerMessage) {
+		if err := conn.SetDeleteElements(set, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes crosswire's table and nothing else. A missing table is not
+// an error: the batch adds it first, so the delete always finds it.
+func (m *Manager) Delete() error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	conn, err := m.conn()
+	if err != nil {
+		return err
+	}
+	conn.AddTable(m.table)
+	conn.DelTable(m.table)
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("delete table %s: %w", m.cfg.Table, err)
+	}
+	return nil
+}
+
+// Close releases the Manager. It leaves the kernel state alone: a restart
+// must not open a window of plaintext.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	return nil
+}

@@ -1,0 +1,113 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// normalize turns caller prefixes into what an interval set can hold: masked,
+// IPv4-mapped IPv6 prefixes unmapped to IPv4, split by family, sorted,
+// deduplicated, and without prefixes contained in another one (the kernel
+// rejects overlapping intervals with EEXIST, and the container already
+// matches every address of the contained prefix).
+func normalize(ps []netip.Prefix) (v4, v6 []netip.Prefix, err error) {
+	v4, v6, err = canonical(ps)
+	return dropContained(v4), dropContained(v6), err
+}
+
+// canonical masks, unmaps, splits by family, sorts and deduplicates, but
+// keeps nested prefixes (a removal names elements, containment is moot).
+func canonical(ps []netip.Prefix) (v4, v6 []netip.Prefix, err error) {
+	for _, p := range ps {
+		if !p.IsValid() {
+			return nil, nil, fmt.Errorf("invalid prefix %q", p)
+		}
+		p = unmap(p).Masked()
+		if p.Addr().Is4() {
+			v4 = append(v4, p)
+		} else {
+			v6 = append(v6, p)
+		}
+	}
+	slices.SortFunc(v4, comparePrefix)
+	slices.SortFunc(v6, comparePrefix)
+	return slices.Compact(v4), slices.Compact(v6), nil
+}
+
+// unmap rewrites ::ffff:a.b.c.d/n (n >= 96) as a.b.c.d/(n-96): the kernel
+// sees IPv4 packets in the ip sets, never as mapped IPv6 addresses, so a
+// mapped prefix in an ip6 set would match nothing.
+func unmap(p netip.Prefix) netip.Prefix {
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p
+}
+
+// dropContained sorts ps (one family, masked) and keeps only prefixes that are
+// not contained in an earlier one. Sorted by address, then by length, a
+// container always precedes what it contains, and kept prefixes are
+// disjoint, so comparing with the last kept prefix is enough.
+func dropContained(ps []netip.Prefix) []netip.Prefix {
+	if len(ps) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(ps)
+	slices.SortFunc(sorted, comparePrefix)
+	out := sorted[:1]
+	for _, p := range sorted[1:] {
+		last := out[len(out)-1]
+		if last.Contains(p.Addr()) && last.Bits() <= p.Bits() {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+// lastAddr is the highest address of p (p masked).
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	bits := p.Bits()
+	for i := range b {
+		switch {
+		case bits >= 8:
+			bits -= 8
+		case bits > 0:
+			b[i] |= 0xff >> bits
+			bits = 0
+		default:
+			b[i] = 0xff
+		}
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// rangeToPrefixes splits the inclusive range [lo, hi] (same family) into the
+// fewest prefixes, so that hand-made ranges read back from the kernel can be
+// reported in the same terms as desired prefixes.
+func rangeToPrefixes(lo, hi netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	for lo.IsValid() && lo.Compare(hi) <= 0 {
+		var p netip.Prefix
+		for bits := 0; bits <= lo.BitLen(); bits++ {
+			cand := netip.PrefixFrom(lo, bits)
+			if cand.Masked().Addr() == lo && lastAddr(cand).Compare(hi) <= 0 {
+				p = cand
+				break
+			}
+		}
+		out = append(out, p)
+		lo = lastAddr(p).Next() // invalid after the top of the space: loop ends
+	}
+	return out
+}

@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/crosswire/crosswire/nft"
+	"github.com/crosswire/crosswire/wgtun"
+)
+
+// Peer is one remote node.
+type Peer struct {
+	Name string
+	// PublicKey is zero while the node has not published a key; such a peer
+	// gets no tunnel, so its pods stay on the plain route.
+	PublicKey wgtun.Key
+	Endpoint  netip.AddrPort
+	PodCIDRs  []netip.Prefix
+}
+
+// Desired is the datapath state the engine converges to.
+type Desired struct {
+	Local []netip.Prefix
+	Peers []Peer
+}
+
+// remote lists the pod CIDRs that must be marked and routed into the
+// tunnel, sorted and without duplicates.
+func (d *Desired) remote() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range d.Peers {
+		if p.PublicKey.IsZero() {
+			continue
+		}
+		out = append(out, p.PodCIDRs...)
+	}
+	return sortPrefixes(out)
+}
+
+func (d *Desired) tunnelPeers() []wgtun.Peer {
+	out := make([]wgtun.Peer, 0, len(d.Peers))
+	for _, p := range d.Peers {
+		if p.PublicKey.IsZero() {
+			continue
+		}
+		out = append(out, wgtun.Peer{
+			PublicKey:  p.PublicKey,
+			Endpoint:   p.Endpoint,
+			AllowedIPs: slices.Clone(p.PodCIDRs),
+		})
+	}
+	return out
+}
+
+func (d *Desired) nftState() nft.State {
+	return nft.State{Local: sortPrefixes(slices.Clone(d.Local)), Remote: d.remote()}
+}
+
+func sortPrefixes(ps []netip.Prefix) []netip.Prefix {
+	slices.SortFunc(ps, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(ps)
+}
+
+// minus returns the prefixes of a that are not in b; both sorted.
+func minus(a, b []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range a {
+		if !slices.Contains(b, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,317 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/crosswire/crosswire/wgtun"
+)
+
+// Engine converges the node's datapath to the desired state. Updates are
+// recorded at once and applied by one goroutine (Run), coalesced; a
+// periodic resync compares the kernel with the desired state and repairs
+// drift. Nothing is touched before the first Update, so a restarting agent
+// leaves the datapath it finds in place until it knows what it should be.
+type Engine struct {
+	cfg     Config
+	rules   Ruleset
+	tunnel  Tunnel
+	router  Router
+	sysctls func() ([]string, error)
+	log     *zap.Logger
+	now     func() time.Time
+
+	kick chan struct{}
+
+	mu      sync.Mutex
+	desired *Desired
+	status  Status
+
+	// Owned by the Run goroutine.
+	applied      *appliedState
+	handshook    bool
+	retryBackoff time.Duration
+}
+
+// appliedState is what the last successful apply left in the kernel.
+type appliedState struct {
+	local, remote []netip.Prefix
+}
+
+// Deps are the engine's kernel-facing parts.
+type Deps struct {
+	Rules   Ruleset
+	Tunnel  Tunnel
+	Router  Router
+	Sysctls func() ([]string, error)
+	Log     *zap.Logger
+}
+
+// New returns an engine; call Run to start applying.
+func New(cfg Config, d Deps) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Rules == nil || d.Tunnel == nil || d.Router == nil {
+		return nil, errors.New("proxy: rules, tunnel and router are required")
+	}
+	if d.Log == nil {
+		d.Log = zap.NewNop()
+	}
+	if d.Sysctls == nil {
+		d.Sysctls = func() ([]string, error) { return nil, nil }
+	}
+	return &Engine{
+		cfg: cfg, rules: d.Rules, tunnel: d.Tunnel, router: d.Router,
+		sysctls: d.Sysctls, log: d.Log, now: time.Now,
+		kick: make(chan struct{}, 1),
+	}, nil
+}
+
+// Update records the desired state; Run applies it.
+func (e *Engine) Update(d Desired) {
+	d.Local = sortPrefixes(slices.Clone(d.Local))
+	peers := slices.Clone(d.Peers)
+	slices.SortFunc(peers, func(a, b Peer) int { return compareString(a.Name, b.Name) })
+	d.Peers = peers
+	e.mu.Lock()
+	e.desired = &d
+	e.status.Peers = peerStatus(d.Peers)
+	e.status.Known = true
+	e.mu.Unlock()
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+func compareString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Run applies updates and resyncs until ctx ends. It never tears the
+// datapath down: stopping the agent must not open a plaintext window.
+func (e *Engine) Run(ctx context.Context) error {
+	resync := time.NewTicker(e.cfg.ResyncInterval)
+	defer resync.Stop()
+	var retry <-chan time.Time
+	for {
+		full := false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.kick:
+		case <-resync.C:
+			full = true
+		case <-retry:
+			full = true
+		}
+		retry = nil
+		if err := e.reconcile(full); err != nil {
+			e.retryBackoff = min(max(2*e.retryBackoff, 200*time.Millisecond), e.cfg.ResyncInterval)
+			e.log.Error("apply failed; will retry", zap.Error(err), zap.Duration("retry_in", e.retryBackoff))
+			retry = time.After(e.retryBackoff)
+			continue
+		}
+		e.retryBackoff = 0
+	}
+}
+
+func (e *Engine) snapshot() *Desired {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.desired
+}
+
+// reconcile applies the desired state: incrementally when the kernel is
+// known to hold the last applied state, fully (reading the kernel back and
+// repairing every difference) on the first apply, on resync and after an
+// error.
+func (e *Engine) reconcile(full bool) error {
+	d := e.snapshot()
+	if d == nil {
+		return nil
+	}
+	start := e.now()
+	var (
+		repairs []string
+		err     error
+	)
+	if full || e.applied == nil {
+		repairs, err = e.applyFull(d)
+	} else {
+		err = e.applyIncremental(d)
+	}
+	e.record(start, full, repairs, err)
+	if err != nil {
+		e.applied = nil
+		return err
+	}
+	e.applied = &appliedState{local: slices.Clone(d.Local), remote: d.remote()}
+	if !e.handshook {
+		// A freshly started tunnel has no sessions, and a peer that only
+		// receives would keep using its stale one for seconds: start
+		// handshakes with everybody now.
+		if h, ok := e.tunnel.(handshaker); ok {
+			h.InitiateHandshakes()
+		}
+		e.handshook = true
+	}
+	return nil
+}
+
+// applyIncremental changes only what differs from the last apply, in the
+// order that never marks a packet before it can be encrypted: removals
+// take the set element first, then the route, then the peer; additions the
+// reverse.
+func (e *Engine) applyIncremental(d *Desired) error {
+	remote := d.remote()
+	removed := minus(e.applied.remote, remote)
+	added := minus(remote, e.applied.remote)
+
+	if err := e.rules.RemoveRemote(removed); err != nil {
+		return fmt.Errorf("remove set elements: %w", err)
+	}
+	if err := e.router.DelRoutes(removed); err != nil {
+		return fmt.Errorf("remove routes: %w", err)
+	}
+	if err := e.tunnel.SetPeers(d.tunnelPeers()); err != nil {
+		return fmt.Errorf("configure tunnel peers: %w", err)
+	}
+	if err := e.router.AddRoutes(added); err != nil {
+		return fmt.Errorf("add routes: %w", err)
+	}
+	if !slices.Equal(e.applied.local, d.Local) {
+		if err := e.rules.Apply(d.nftState()); err != nil {
+			return fmt.Errorf("apply nftables table: %w", err)
+		}
+		return nil
+	}
+	if err := e.rules.AddRemote(added); err != nil {
+		return fmt.Errorf("add set elements: %w", err)
+	}
+	return nil
+}
+
+// applyFull reads every kernel object back and repairs what differs. The
+// order keeps the fail-closed promise: peers and routes for new prefixes
+// exist before the atomic table replace marks them, and stale routes go
+// only after the table stopped marking their prefixes.
+func (e *Engine) applyFull(d *Desired) ([]string, error) {
+	var repairs []string
+	changed, err := e.sysctls()
+	if err != nil {
+		return repairs, err
+	}
+	for _, c := range changed {
+		repairs = append(repairs, "sysctl "+c)
+	}
+
+	added, err := e.router.EnsureRule()
+	if err != nil {
+		return repairs, err
+	}
+	if added {
+		repairs = append(repairs, "policy rule missing")
+	}
+
+	peers := d.tunnelPeers()
+	if diff, err := e.tunnelDrift(peers); err != nil {
+		return repairs, err
+	} else if diff != "" {
+		repairs = append(repairs, diff)
+	}
+	if err := e.tunnel.SetPeers(peers); err != nil {
+		return repairs, fmt.Errorf("configure tunnel peers: %w", err)
+	}
+
+	remote := d.remote()
+	complete, present, err := e.router.Routes()
+	if err != nil {
+		return repairs, err
+	}
+	if missing := minus(remote, complete); len(missing) > 0 {
+		repairs = append(repairs, fmt.Sprintf("routes missing for %v", missing))
+		if err := e.router.AddRoutes(missing); err != nil {
+			return repairs, fmt.Errorf("add routes: %w", err)
+		}
+	}
+
+	st := d.nftState()
+	drift, err := e.rules.Drift(st)
+	if err != nil {
+		return repairs, fmt.Errorf("read nftables table: %w", err)
+	}
+	if len(drift) > 0 {
+		repairs = append(repairs, drift...)
+		if err := e.rules.Apply(st); err != nil {
+			return repairs, fmt.Errorf("apply nftables table: %w", err)
+		}
+	}
+
+	if stale := minus(present, remote); len(stale) > 0 {
+		repairs = append(repairs, fmt.Sprintf("stale routes for %v", stale))
+		if err := e.router.DelRoutes(stale); err != nil {
+			return repairs, fmt.Errorf("remove stale routes: %w", err)
+		}
+	}
+	return repairs, nil
+}
+
+// tunnelDrift describes how the device's peers differ from the desired
+// ones, for the drift log; SetPeers repairs it either way.
+func (e *Engine) tunnelDrift(want []wgtun.Peer) (string, error) {
+	stats, err := e.tunnel.Stats()
+	if err != nil {
+		return "", fmt.Errorf("read tunnel peers: %w", err)
+	}
+	have := map[wgtun.Key]wgtun.Peer{}
+	for _, s := range stats {
+		have[s.PublicKey] = s.Peer
+	}
+	var missing, wrong int
+	for _, p := range want {
+		h, ok := have[p.PublicKey]
+		switch {
+		case !ok:
+			missing++
+		case !samePrefixes(h.AllowedIPs, p.AllowedIPs) || (p.Endpoint.IsValid() && h.Endpoint != p.Endpoint):
+			wrong++
+		}
+		delete(have, p.PublicKey)
+	}
+	if missing+wrong+len(have) == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("tunnel peers: %d missing, %d differ, %d unexpected", missing, wrong, len(have)), nil
+}
+
+func samePrefixes(a, b []netip.Prefix) bool {
+	return slices.Equal(sortPrefixes(slices.Clone(a)), sortPrefixes(slices.Clone(b)))
+}
+
+// Cleanup removes every kernel object crosswire created in this namespace
+// (its table, rule and routes); the tunnel device goes with its process.
+func Cleanup(rules Ruleset, router Router) error {
+	var errs []error
+	if err := rules.Delete(); err != nil {
+		errs = append(errs, fmt.Errorf("delete nftables table: %w", err))
+	}
+	if err := router.DeleteAll(); err != nil {
+		errs = append(errs, fmt.Errorf("delete rule and routes: %w", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,44 @@
+package proxy
+
+import (
+	"net/netip"
+
+	"github.com/crosswire/crosswire/nft"
+	"github.com/crosswire/crosswire/wgtun"
+)
+
+// Ruleset is crosswire's nftables table (nft.Manager).
+type Ruleset interface {
+	Apply(nft.State) error
+	AddRemote([]netip.Prefix) error
+	RemoveRemote([]netip.Prefix) error
+	Drift(nft.State) ([]string, error)
+	Delete() error
+}
+
+// Tunnel is the WireGuard device (wgtun.Device).
+type Tunnel interface {
+	SetPeers([]wgtun.Peer) error
+	Stats() ([]wgtun.PeerStats, error)
+}
+
+// handshaker is implemented by tunnels that can start handshakes on demand;
+// after a restart that turns a ~15 s stale-session blackout into one RTT.
+type handshaker interface {
+	InitiateHandshakes()
+}
+
+// Router owns the policy rule and the routes in crosswire's table
+// (NetlinkRouter in production, a fake in tests).
+type Router interface {
+	// EnsureRule installs the fwmark rule; it reports whether it had to.
+	EnsureRule() (bool, error)
+	// Routes lists the remote prefixes whose tunnel and fail-closed
+	// blackhole routes are both present, and those with anything of ours
+	// present at all.
+	Routes() (complete, any []netip.Prefix, err error)
+	AddRoutes([]netip.Prefix) error
+	DelRoutes([]netip.Prefix) error
+	// DeleteAll removes the rule and every route crosswire created.
+	DeleteAll() error
+}

@@ -1,0 +1,225 @@
+package wgtun
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vishvananda/netlink"
+	"go.uber.org/zap"
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// Device is a running wireguard-go device on a TUN interface.
+type Device struct {
+	cfg  Config
+	log  *zap.Logger
+	wg   *device.Device
+	uapi *uapiServer
+	pub  Key
+	port uint16
+
+	setMu   sync.Mutex    // serialises SetPeers' read-diff-write
+	ipcSets atomic.Uint64 // UAPI set operations we issued; tests check diffs write nothing
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open creates the TUN interface, starts wireguard-go on it, brings the link
+// up and serves the UAPI socket. Everything that binds to a network namespace
+// (the TUN, its netlink handle, the UDP sockets) is created in the namespace
+// of the calling OS thread, and stays there: a caller that switches
+// namespaces must lock its thread around Open. Later calls on the Device may
+// come from any thread.
+func Open(cfg Config) (*Device, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With(zap.String("iface", cfg.Name))
+
+	// CreateTUN turns on the TUN's virtio-net header and TSO/USO offloads
+	// itself when the kernel supports them.
+	t, err := tun.CreateTUN(cfg.Name, cfg.MTU)
+	if err != nil {
+		return nil, fmt.Errorf("wgtun %s: create TUN: %w", cfg.Name, err)
+	}
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("wgtun %s: netlink handle: %w", cfg.Name, err)
+	}
+	link, err := nl.LinkByName(cfg.Name)
+	if err != nil {
+		nl.Close()
+		t.Close()
+		return nil, fmt.Errorf("wgtun %s: look up TUN link: %w", cfg.Name, err)
+	}
+	nt := newNSTUN(t, nl, link.Attrs().Index)
+
+	d := &Device{cfg: cfg, log: log, pub: cfg.PrivateKey.PublicKey()}
+	d.wg = device.NewDevice(nt, conn.NewDefaultBind(), wgLogger(log))
+	fail := func(err error) (*Device, error) {
+		d.wg.Close() // also closes the TUN, which deletes the interface
+		return nil, fmt.Errorf("wgtun %s: %w", cfg.Name, err)
+	}
+
+	// The UDP sockets are opened by Up below (listen_port only records the
+	// port while the device is down), i.e. on this thread.
+	if err := d.ipcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\nfwmark=%d\n",
+		cfg.PrivateKey.hex(), cfg.ListenPort, cfg.FwMark)); err != nil {
+		return fail(fmt.Errorf("configure device: %w", err))
+	}
+	if err := d.wg.Up(); err != nil {
+		return fail(fmt.Errorf("bring device up (UDP port %d): %w", cfg.ListenPort, err))
+	}
+	nt.mu.Lock()
+	err = nl.LinkSetMTU(link, cfg.MTU)
+	if err == nil {
+		err = nl.LinkSetUp(link)
+	}
+	nt.mu.Unlock()
+	if err != nil {
+		return fail(fmt.Errorf("set link MTU %d and up: %w", cfg.MTU, err))
+	}
+
+	st, err := d.state()
+	if err != nil {
+		return fail(err)
+	}
+	d.port = st.ListenPort
+
+	d.uapi, err = listenUAPI(cfg.SocketDir, cfg.Name, d.wg.IpcHandle, log)
+	if err != nil {
+		return fail(err)
+	}
+	log.Info("wireguard device up", zap.Uint16("port", d.port), zap.Int("mtu", cfg.MTU),
+		zap.Stringer("publicKey", d.pub), zap.String("uapi", d.uapi.path))
+	return d, nil
+}
+
+func wgLogger(l *zap.Logger) *device.Logger {
+	s := l.Named("wireguard-go").Sugar()
+	return &device.Logger{Verbosef: s.Debugf, Errorf: s.Errorf}
+}
+
+// Name returns the interface name.
+func (d *Device) Name() string { return d.cfg.Name }
+
+// PublicKey returns the device's public key.
+func (d *Device) PublicKey() Key { return d.pub }
+
+// ListenPort returns the UDP port the device listens on (the kernel's pick
+// if Config.ListenPort was 0).
+func (d *Device) ListenPort() uint16 { return d.port }
+
+func (d *Device) ipcSet(body string) error {
+	d.ipcSets.Add(1)
+	return d.wg.IpcSet(body)
+}
+
+// SetPeers makes the device's peers exactly peers, writing only the
+// difference (see Diff) in a single UAPI operation, or nothing at all if the
+// device already matches. Peers added by someone else (wg set) are removed.
+func (d *Device) SetPeers(peers []Peer) error {
+	if err := d.validatePeers(peers); err != nil {
+		return fmt.Errorf("wgtun %s: set peers: %w", d.cfg.Name, err)
+	}
+	d.setMu.Lock()
+	defer d.setMu.Unlock()
+	st, err := d.state()
+	if err != nil {
+		return fmt.Errorf("set peers: %w", err)
+	}
+	current := make([]Peer, len(st.Peers))
+	for i, p := range st.Peers {
+		current[i] = p.Peer
+	}
+	body := Diff(current, peers, d.cfg.Keepalive)
+	if body == "" {
+		return nil
+	}
+	if err := d.ipcSet(body); err != nil {
+		return fmt.Errorf("wgtun %s: set peers: uapi set: %w", d.cfg.Name, err)
+	}
+	return nil
+}
+
+func (d *Device) validatePeers(peers []Peer) error {
+	seen := make(map[Key]bool, len(peers))
+	var errs []error
+	for _, p := range peers {
+		switch {
+		case p.PublicKey.IsZero():
+			errs = append(errs, errors.New("peer with zero public key"))
+		case p.PublicKey == d.pub:
+			// wireguard-go silently ignores it, so Diff would retry forever.
+			errs = append(errs, fmt.Errorf("peer %s is this device's own key", p.PublicKey))
+		case seen[p.PublicKey]:
+			errs = append(errs, fmt.Errorf("peer %s listed twice", p.PublicKey))
+		}
+		seen[p.PublicKey] = true
+		for _, pfx := range p.AllowedIPs {
+			if !pfx.IsValid() {
+				errs = append(errs, fmt.Errorf("peer %s: invalid allowed IP %v", p.PublicKey, pfx))
+			}
+		}
+		if p.Endpoint.IsValid() && p.Endpoint.Port() == 0 {
+			errs = append(errs, fmt.Errorf("peer %s: endpoint %v has port 0", p.PublicKey, p.Endpoint))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// InitiateHandshakes starts a handshake with every peer that has an
+// endpoint, now, instead of waiting for traffic. After a restart the remote
+// side still holds a session with our previous incarnation; if it only
+// receives, it would notice only after ~15 s. The initiation makes it drop
+// that session at once, and wireguard-go's answer to the response is a
+// keepalive that confirms the new session on the remote side.
+//
+// It calls wireguard-go's exported Peer.SendHandshakeInitiation, which
+// sends at most one initiation per peer every 5 s (RekeyTimeout), so calling
+// it often is harmless.
+func (d *Device) InitiateHandshakes() {
+	st, err := d.state()
+	if err != nil {
+		d.log.Warn("initiate handshakes: read peers", zap.Error(err))
+		return
+	}
+	for _, p := range st.Peers {
+		if !p.Endpoint.IsValid() {
+			continue
+		}
+		peer := d.wg.LookupPeer(device.NoisePublicKey(p.PublicKey))
+		if peer == nil {
+			continue // removed since we listed it
+		}
+		if err := peer.SendHandshakeInitiation(false); err != nil {
+			d.log.Debug("initiate handshake", zap.Stringer("peer", p.PublicKey), zap.Error(err))
+		}
+	}
+}
+
+// Close stops serving UAPI, removes the socket file and closes the device;
+// closing the TUN deletes the interface. Calling Close again returns the
+// first result.
+func (d *Device) Close() error {
+	d.closeOnce.Do(func() {
+		var errs []error
+		if d.uapi != nil {
+			if err := d.uapi.close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		d.wg.Close()
+		if len(errs) > 0 {
+			d.closeErr = fmt.Errorf("wgtun %s: close: %w", d.cfg.Name, errors.Join(errs...))
+		}
+	})
+	return d.closeErr
+}
