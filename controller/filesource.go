@@ -79,7 +79,7 @@ func logState(log *zap.Logger, self string, st State) {
 		log.Warn("this node is not in the nodes file; no local pod CIDRs", zap.String("node", self))
 	}
 	for _, r := range st.Rejected {
-		log.Warn("node rejected", zap.String("node", r.Node), zap.String("reason", r.Reason))
+		log.Warn("node rejected", zap.String("peer", r.Node), zap.String("reason", r.Reason))
 	}
 	log.Info("nodes file loaded", zap.Int("peers", len(st.Peers)), zap.Int("rejected", len(st.Rejected)))
 }

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 func FuzzParsePodCIDR(f *testing.F) {
@@ -117,6 +119,43 @@ func FuzzParseNodeList(f *testing.F) {
 						t.Fatalf("peer %s fails ParseNode: %v", peer.Name, err)
 					}
 				}
+			}
+		}
+	})
+}
+
+// FuzzBuild drives Build with structured nodes, which reaches conflicts
+// (overlaps, shared keys, endpoints in pod CIDRs) far more often than bytes
+// through the YAML decoder do.
+func FuzzBuild(f *testing.F) {
+	f.Add("10.244.0.0/24", "10.244.0.0/16,fd00::/64", "10.244.1.0/24", "10.244.0.1:1", "", "192.168.1.1:51820", byte(0), byte(1), byte(1), byte(3))
+	f.Add("fd00::/32", "fd00:1::/48", "10.0.0.0/8", "[fd00::1]:5", "10.1.1.1:1", "1.1.1.1:1", byte(9), byte(9), byte(0), byte(0x77))
+	f.Fuzz(func(t *testing.T, c0, c1, c2, e0, e1, e2 string, a0, a1, a2, keys byte) {
+		cidrs := []string{c0, c1, c2}
+		eps := []string{e0, e1, e2}
+		ages := []byte{a0, a1, a2}
+		var nodes []*corev1.Node
+		for i, name := range []string{"n0", "n1", "n2"} {
+			opts := []nodeOpt{withCIDRAnn(cidrs[i]), withEndpoint(eps[i]), created(int(ages[i] % 4))}
+			// Two bits per node pick no key, SelfKey or one of two shared keys.
+			switch (keys >> (2 * i)) & 3 {
+			case 1:
+				opts = append(opts, withKey(testKey(0xee)))
+			case 2:
+				opts = append(opts, withKey(testKey(1)))
+			case 3:
+				opts = append(opts, withKey(testKey(2)))
+			}
+			nodes = append(nodes, mkNode(name, opts...))
+		}
+		self := []string{"n0", "n1", "n2", "absent"}[keys>>6]
+		in := Input{Self: self, SelfKey: testKey(0xee), DefaultPort: 51820, Nodes: nodes}
+		st := Build(in)
+		checkInvariants(t, in, st)
+		for _, perm := range [][]int{{2, 1, 0}, {1, 2, 0}} {
+			shuffled := []*corev1.Node{nodes[perm[0]], nodes[perm[1]], nodes[perm[2]]}
+			if again := Build(Input{Self: self, SelfKey: in.SelfKey, DefaultPort: 51820, Nodes: shuffled}); !stateEqual(st, again) {
+				t.Fatalf("input order changed the state:\n%s\nvs\n%s", fmtState(st), fmtState(again))
 			}
 		}
 	})

@@ -107,11 +107,13 @@ func nodeEndpoint(n *corev1.Node, defaultPort uint16) (netip.AddrPort, error) {
 		if !ok || strings.TrimSpace(s) == "" {
 			continue
 		}
-		ep, err := netip.ParseAddrPort(strings.TrimSpace(s))
-		if err != nil {
-			return netip.AddrPort{}, fmt.Errorf("annotation %s: %w", ann, err)
+		var ep netip.AddrPort
+		var err error
+		if ann == AnnotationEndpointOverride {
+			ep, err = parseOverride(strings.TrimSpace(s), defaultPort)
+		} else if ep, err = netip.ParseAddrPort(strings.TrimSpace(s)); err == nil {
+			ep, err = checkEndpoint(ep)
 		}
-		ep, err = checkEndpoint(ep)
 		if err != nil {
 			return netip.AddrPort{}, fmt.Errorf("annotation %s: %w", ann, err)
 		}
@@ -132,6 +134,21 @@ func nodeEndpoint(n *corev1.Node, defaultPort uint16) (netip.AddrPort, error) {
 		return ep, nil
 	}
 	return netip.AddrPort{}, nil
+}
+
+// parseOverride parses an endpoint-override annotation: an ip:port, or a
+// bare address that takes port (the cluster's WireGuard port), so that an
+// operator need only name the address peers must use.
+func parseOverride(s string, port uint16) (netip.AddrPort, error) {
+	ep, err := netip.ParseAddrPort(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil {
+			return netip.AddrPort{}, err
+		}
+		ep = netip.AddrPortFrom(a, port)
+	}
+	return checkEndpoint(ep)
 }
 
 // checkEndpoint returns ep with an IPv4-mapped address unmapped, or an error

@@ -1,9 +1,14 @@
 package controller
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 
 	corev1 "k8s.io/api/core/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -11,6 +16,9 @@ import (
 // Nodes) in YAML or JSON: the same objects the API server serves, so files
 // and the informer share one parser.
 func ParseNodeList(data []byte) ([]*corev1.Node, error) {
+	if err := singleDocument(data); err != nil {
+		return nil, fmt.Errorf("decode NodeList: %w", err)
+	}
 	var list corev1.NodeList
 	if err := yaml.UnmarshalStrict(data, &list); err != nil {
 		// A strict decode refuses unknown fields, which a generic v1 List or a
@@ -46,4 +54,29 @@ func ParseNodeList(data []byte) ([]*corev1.Node, error) {
 		nodes = append(nodes, n)
 	}
 	return nodes, nil
+}
+
+// singleDocument refuses a YAML stream of several documents: the decoder
+// reads only the first, and nodes in the others would silently get no
+// tunnel. Empty documents (a leading "---", comments only) do not count.
+func singleDocument(data []byte) error {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	docs := 0
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		var v any
+		if err := yaml.Unmarshal(doc, &v); err == nil && v == nil {
+			continue
+		}
+		if docs++; docs > 1 {
+			return fmt.Errorf("more than one YAML document; want a single NodeList or List")
+		}
+	}
+	return nil
 }

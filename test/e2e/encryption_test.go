@@ -103,12 +103,14 @@ func TestPodTrafficAcrossNodesIsEncrypted(t *testing.T) {
 				t.Errorf("%s: peer %s missing from wg show", n.Name, m.Name)
 				continue
 			}
-			hs, _ := strconv.ParseInt(f[3], 10, 64)
-			if age := time.Since(time.Unix(hs, 0)); hs == 0 || age > time.Minute {
-				t.Errorf("%s: peer %s handshake %q not recent", n.Name, m.Name, f[3])
+			if age := time.Since(time.Unix(f.LatestHandshake, 0)); f.LatestHandshake == 0 || age > time.Minute {
+				t.Errorf("%s: peer %s handshake at %d not recent", n.Name, m.Name, f.LatestHandshake)
 			}
-			if f[2] != m.PodCIDR.String() || f[1] != fmt.Sprintf("%s:%d", m.UnderlayIP, listenPort) {
-				t.Errorf("%s: peer %s is %v", n.Name, m.Name, f)
+			if f.RxBytes == 0 || f.TxBytes == 0 {
+				t.Errorf("%s: peer %s moved no bytes: %+v", n.Name, m.Name, f)
+			}
+			if f.AllowedIPs != m.PodCIDR.String() || f.Endpoint != fmt.Sprintf("%s:%d", m.UnderlayIP, listenPort) {
+				t.Errorf("%s: peer %s is %+v", n.Name, m.Name, f)
 			}
 		}
 	}

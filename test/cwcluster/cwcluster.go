@@ -1,0 +1,209 @@
+// Package cwcluster runs crosswire agents on a netcluster: one agent per
+// node namespace, fed from a Kubernetes NodeList file, with the helpers an
+// operator would use to look at the result (nft counters, wg show). The
+// end-to-end tests and the demo share it.
+package cwcluster
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/crosswire/crosswire/controller"
+	"github.com/crosswire/crosswire/test/netcluster"
+)
+
+// Defaults the agents run with; tests and the demo read them back.
+const (
+	Iface        = "crosswire0"
+	ListenPort   = 51820
+	Table        = 202
+	NftTable     = "crosswire"
+	DefaultSync  = time.Second
+	convergeWait = 20 * time.Second
+)
+
+// Cluster is a netcluster with crosswire agents.
+type Cluster struct {
+	*netcluster.Cluster
+	Bin       string // the crosswire binary
+	NodesFile string
+	Resync    time.Duration
+	ExtraArgs []string          // appended to every agent's flags
+	Keys      map[string]string // node name -> public key
+	Agents    map[string]*netcluster.Process
+}
+
+// Start creates every node's key, writes the NodeList and starts one agent
+// per node. It does not wait for convergence (see WaitConverged).
+func Start(c *netcluster.Cluster, bin string, resync time.Duration, extra ...string) (*Cluster, error) {
+	if resync <= 0 {
+		resync = DefaultSync
+	}
+	cw := &Cluster{Cluster: c, Bin: bin, NodesFile: filepath.Join(c.Root, "nodes.yaml"), Resync: resync,
+		ExtraArgs: extra, Keys: map[string]string{}, Agents: map[string]*netcluster.Process{}}
+	for _, n := range c.Nodes {
+		k, err := cw.PublicKey(n)
+		if err != nil {
+			return nil, err
+		}
+		cw.Keys[n.Name] = k
+	}
+	if err := cw.WriteNodes(c.Nodes); err != nil {
+		return nil, err
+	}
+	for _, n := range c.Nodes {
+		if _, err := cw.StartAgent(n); err != nil {
+			return nil, err
+		}
+	}
+	return cw, nil
+}
+
+// PublicKey runs `crosswire pubkey` for a node (creating its key).
+func (cw *Cluster) PublicKey(n *netcluster.Node) (string, error) {
+	out, err := netcluster.Exec(n.NS, cw.Bin, "pubkey", "--state-dir", n.StateDir)
+	if err != nil {
+		return "", fmt.Errorf("crosswire pubkey on %s: %w", n.Name, err)
+	}
+	return strings.TrimSpace(out), nil
+}
+
+// Node returns the Node object the API server would hold for n, with
+// crosswire's annotations when n has a key.
+func (cw *Cluster) Node(n *netcluster.Node) corev1.Node {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	node := corev1.Node{
+		TypeMeta: metav1.TypeMeta{Kind: "Node", APIVersion: "v1"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              n.Name,
+			CreationTimestamp: metav1.NewTime(base.Add(time.Duration(n.Index) * time.Minute)),
+			Annotations:       map[string]string{},
+		},
+		Spec: corev1.NodeSpec{PodCIDR: n.PodCIDR.String(), PodCIDRs: []string{n.PodCIDR.String()}},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
+			{Type: corev1.NodeInternalIP, Address: n.UnderlayIP.String()},
+			{Type: corev1.NodeHostName, Address: n.Name},
+		}},
+	}
+	if k := cw.Keys[n.Name]; k != "" {
+		node.Annotations[controller.AnnotationPublicKey] = k
+		node.Annotations[controller.AnnotationEndpoint] = netip.AddrPortFrom(n.UnderlayIP, ListenPort).String()
+	}
+	return node
+}
+
+// WriteNodes atomically replaces the NodeList the agents read.
+func (cw *Cluster) WriteNodes(nodes []*netcluster.Node) error {
+	list := corev1.NodeList{TypeMeta: metav1.TypeMeta{Kind: "NodeList", APIVersion: "v1"}}
+	for _, n := range nodes {
+		list.Items = append(list.Items, cw.Node(n))
+	}
+	data, err := yaml.Marshal(list)
+	if err != nil {
+		return fmt.Errorf("encode NodeList: %w", err)
+	}
+	tmp := cw.NodesFile + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("write NodeList: %w", err)
+	}
+	return os.Rename(tmp, cw.NodesFile)
+}
+
+// AgentArgs is the agent command line for node n.
+func (cw *Cluster) AgentArgs(n *netcluster.Node) []string {
+	return append([]string{
+		cw.Bin, "agent",
+		"--node-name", n.Name,
+		"--nodes-file", cw.NodesFile,
+		"--state-dir", n.StateDir,
+		"--socket-dir", n.SocketDir,
+		"--interface", Iface,
+		"--listen-port", fmt.Sprint(ListenPort),
+		"--resync-interval", cw.Resync.String(),
+		"--log-level", "debug",
+	}, cw.ExtraArgs...)
+}
+
+// StartAgent starts n's agent, logging to <Root>/<node>-agent.log.
+func (cw *Cluster) StartAgent(n *netcluster.Node) (*netcluster.Process, error) {
+	p, err := cw.Start(n.NS, filepath.Join(cw.Root, n.Name+"-agent.log"), cw.AgentArgs(n)...)
+	if err != nil {
+		return nil, err
+	}
+	cw.Agents[n.Name] = p
+	return p, nil
+}
+
+// StopAgent signals n's agent and waits for it to exit.
+func (cw *Cluster) StopAgent(n *netcluster.Node, sig syscall.Signal) error {
+	p := cw.Agents[n.Name]
+	if p == nil {
+		return fmt.Errorf("no agent on %s", n.Name)
+	}
+	if err := p.Signal(sig); err != nil {
+		return fmt.Errorf("signal agent on %s: %w", n.Name, err)
+	}
+	if err := p.Wait(10 * time.Second); err != nil && sig == syscall.SIGTERM {
+		return fmt.Errorf("agent on %s after SIGTERM: %w", n.Name, err)
+	}
+	return nil
+}
+
+// WaitConverged waits until every agent has programmed every other node's
+// pod CIDR and the first pod of every node reaches the first pod of every
+// other node.
+func (cw *Cluster) WaitConverged() error {
+	for _, n := range cw.Nodes {
+		want := len(cw.Nodes) - 1
+		err := Eventually(convergeWait, func() error {
+			out, err := netcluster.Exec(n.NS, "nft", "list", "set", "inet", NftTable, "remote4")
+			if err != nil {
+				return err
+			}
+			if got := strings.Count(out, "10.244."); got != want {
+				return fmt.Errorf("remote4 has %d CIDRs, want %d", got, want)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("datapath on %s: %w", n.Name, err)
+		}
+	}
+	for _, a := range cw.Nodes {
+		for _, b := range cw.Nodes {
+			if a == b {
+				continue
+			}
+			src, dst := a.Pods[0], b.Pods[0]
+			if err := Eventually(convergeWait, func() error { return netcluster.Ping(src.NS, dst.IP, 1) }); err != nil {
+				return fmt.Errorf("%s -> %s: %w", src.Name, dst.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Eventually polls cond every 100 ms until it returns nil or timeout passes,
+// returning the last error.
+func Eventually(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v: %w", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
