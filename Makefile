@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build test unit e2e lint clean
+.PHONY: all build test unit e2e lint clean demo demo-down
 
 all: build
 
@@ -33,6 +33,13 @@ lint: $(STATICCHECK)
 $(STATICCHECK):
 	@echo "building staticcheck $(STATICCHECK_VERSION) into $(dir $@) (once per machine, ~20 s)"
 	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# The main job: a 3-node cluster on this machine with crosswire on every node.
+demo: build
+	$(GO) run ./test/demo -bin $(BIN)/crosswire up
+
+demo-down:
+	$(GO) run ./test/demo down
 
 clean:
 	rm -rf $(BIN) e2e.log

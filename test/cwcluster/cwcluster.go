@@ -23,12 +23,14 @@ import (
 
 // Defaults the agents run with; tests and the demo read them back.
 const (
-	Iface        = "crosswire0"
-	ListenPort   = 51820
-	Table        = 202
-	NftTable     = "crosswire"
-	DefaultSync  = time.Second
-	convergeWait = 20 * time.Second
+	Iface       = "crosswire0"
+	ListenPort  = 51820
+	Table       = 202
+	NftTable    = "crosswire"
+	DefaultSync = time.Second
+	// HostSocketDir is where `wg` looks for userspace devices.
+	HostSocketDir = "/var/run/wireguard"
+	convergeWait  = 20 * time.Second
 )
 
 // Cluster is a netcluster with crosswire agents.
@@ -37,19 +39,35 @@ type Cluster struct {
 	Bin       string // the crosswire binary
 	NodesFile string
 	Resync    time.Duration
-	ExtraArgs []string          // appended to every agent's flags
-	Keys      map[string]string // node name -> public key
-	Agents    map[string]*netcluster.Process
+	ExtraArgs []string // appended to every agent's flags
+	// HostSockets puts every node's UAPI socket in the host's
+	// /var/run/wireguard, with a per-node interface name, so a plain `wg
+	// show` on the host lists every node (the demo). Tests leave it off
+	// and keep each node's socket in its own directory.
+	HostSockets bool
+	Keys        map[string]string // node name -> public key
+	Agents      map[string]*netcluster.Process
 }
 
 // Start creates every node's key, writes the NodeList and starts one agent
 // per node. It does not wait for convergence (see WaitConverged).
 func Start(c *netcluster.Cluster, bin string, resync time.Duration, extra ...string) (*Cluster, error) {
+	return New(c, bin, resync, extra...).StartAgents()
+}
+
+// New prepares agents for c without starting them, so callers can adjust
+// the fields first.
+func New(c *netcluster.Cluster, bin string, resync time.Duration, extra ...string) *Cluster {
 	if resync <= 0 {
 		resync = DefaultSync
 	}
-	cw := &Cluster{Cluster: c, Bin: bin, NodesFile: filepath.Join(c.Root, "nodes.yaml"), Resync: resync,
+	return &Cluster{Cluster: c, Bin: bin, NodesFile: filepath.Join(c.Root, "nodes.yaml"), Resync: resync,
 		ExtraArgs: extra, Keys: map[string]string{}, Agents: map[string]*netcluster.Process{}}
+}
+
+// StartAgents creates keys, writes the NodeList and starts every agent.
+func (cw *Cluster) StartAgents() (*Cluster, error) {
+	c := cw.Cluster
 	for _, n := range c.Nodes {
 		k, err := cw.PublicKey(n)
 		if err != nil {
@@ -125,12 +143,28 @@ func (cw *Cluster) AgentArgs(n *netcluster.Node) []string {
 		"--node-name", n.Name,
 		"--nodes-file", cw.NodesFile,
 		"--state-dir", n.StateDir,
-		"--socket-dir", n.SocketDir,
-		"--interface", Iface,
+		"--socket-dir", cw.SocketDir(n),
+		"--interface", cw.Iface(n),
 		"--listen-port", fmt.Sprint(ListenPort),
 		"--resync-interval", cw.Resync.String(),
 		"--log-level", "debug",
 	}, cw.ExtraArgs...)
+}
+
+// Iface is node n's tunnel device name.
+func (cw *Cluster) Iface(n *netcluster.Node) string {
+	if cw.HostSockets {
+		return "cw-" + n.Name
+	}
+	return Iface
+}
+
+// SocketDir is where node n's agent serves its UAPI socket.
+func (cw *Cluster) SocketDir(n *netcluster.Node) string {
+	if cw.HostSockets {
+		return HostSocketDir
+	}
+	return n.SocketDir
 }
 
 // StartAgent starts n's agent, logging to <Root>/<node>-agent.log.

@@ -45,9 +45,13 @@ func MarkCounters(n *netcluster.Node) (map[string]uint64, error) {
 }
 
 // WG runs the wg tool against a node's UAPI socket. wg only looks in
-// /var/run/wireguard, so it runs in a private mount namespace with the
-// node's socket directory mounted there: nothing on the host changes.
-func WG(n *netcluster.Node, args ...string) (string, error) {
+// /var/run/wireguard, so unless the agents serve there, it runs in a
+// private mount namespace with the node's socket directory mounted there:
+// nothing on the host changes.
+func (cw *Cluster) WG(n *netcluster.Node, args ...string) (string, error) {
+	if cw.SocketDir(n) == HostSocketDir {
+		return netcluster.Exec(n.NS, append([]string{"wg"}, args...)...)
+	}
 	const script = `mount -t tmpfs tmpfs /run && mkdir -p /run/wireguard && mount --bind "$0" /run/wireguard && exec wg "$@"`
 	argv := append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c", script, n.SocketDir}, args...)
 	return netcluster.Exec(n.NS, argv...)
@@ -61,8 +65,8 @@ type WGPeer struct {
 }
 
 // WGPeers parses `wg show <iface> dump`, keyed by peer public key.
-func WGPeers(n *netcluster.Node) (map[string]WGPeer, error) {
-	out, err := WG(n, "show", Iface, "dump")
+func (cw *Cluster) WGPeers(n *netcluster.Node) (map[string]WGPeer, error) {
+	out, err := cw.WG(n, "show", cw.Iface(n), "dump")
 	if err != nil {
 		return nil, err
 	}

@@ -90,7 +90,7 @@ func TestPodTrafficAcrossNodesIsEncrypted(t *testing.T) {
 
 	// wg show lists every peer with a recent handshake and traffic.
 	for _, n := range c.Nodes {
-		peers := wgPeers(t, n)
+		peers := e.wgPeers(t, n)
 		if len(peers) != len(c.Nodes)-1 {
 			t.Errorf("%s: wg show lists %d peers, want %d", n.Name, len(peers), len(c.Nodes)-1)
 		}

@@ -17,18 +17,18 @@ func markCounters(t *testing.T, n *netcluster.Node) map[string]uint64 {
 	return c
 }
 
-func wgShow(t *testing.T, n *netcluster.Node, args ...string) string {
+func (e *env) wgShow(t *testing.T, n *netcluster.Node, args ...string) string {
 	t.Helper()
-	out, err := cwcluster.WG(n, args...)
+	out, err := e.WG(n, args...)
 	if err != nil {
 		t.Fatalf("wg %v on %s: %v", args, n.Name, err)
 	}
 	return out
 }
 
-func wgPeers(t *testing.T, n *netcluster.Node) map[string]cwcluster.WGPeer {
+func (e *env) wgPeers(t *testing.T, n *netcluster.Node) map[string]cwcluster.WGPeer {
 	t.Helper()
-	p, err := cwcluster.WGPeers(n)
+	p, err := e.WGPeers(n)
 	if err != nil {
 		t.Fatalf("%s: %v", n.Name, err)
 	}

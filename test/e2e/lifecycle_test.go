@@ -69,12 +69,12 @@ func TestDriftIsRepaired(t *testing.T) {
 	}
 
 	t.Run("wireguard peer removed", func(t *testing.T) {
-		wgShow(t, n1, "set", iface, "peer", e.keys[n2.Name], "remove")
-		if _, ok := wgPeers(t, n1)[e.keys[n2.Name]]; ok {
+		e.wgShow(t, n1, "set", iface, "peer", e.keys[n2.Name], "remove")
+		if _, ok := e.wgPeers(t, n1)[e.keys[n2.Name]]; ok {
 			t.Fatal("peer still present after wg set remove")
 		}
 		eventually(t, 3*resync+2*time.Second, "peer re-added", func() error {
-			if _, ok := wgPeers(t, n1)[e.keys[n2.Name]]; !ok {
+			if _, ok := e.wgPeers(t, n1)[e.keys[n2.Name]]; !ok {
 				return errString("peer missing")
 			}
 			return nil

@@ -25,7 +25,7 @@ func TestNodesFileChangesAddAndRemovePeers(t *testing.T) {
 		if contains(n1, cidr3, "ip", "route", "show", "table", "202") == nil {
 			return errString("route still present")
 		}
-		if _, ok := wgPeers(t, n1)[e.keys[n3.Name]]; ok {
+		if _, ok := e.wgPeers(t, n1)[e.keys[n3.Name]]; ok {
 			return errString("wireguard peer still present")
 		}
 		return nil
@@ -80,7 +80,7 @@ func TestBadNodeDoesNotDisturbGoodPeers(t *testing.T) {
 		}
 		return nil
 	})
-	if peers := wgPeers(t, n1); len(peers) != 1 {
+	if peers := e.wgPeers(t, n1); len(peers) != 1 {
 		t.Fatalf("node1 has %d peers, want only node2: %v", len(peers), peers)
 	}
 	if out := mustExec(t, n1.NS, "nft", "list", "set", "inet", "crosswire", "remote4"); strings.Count(out, "10.") != 1 {

@@ -3,6 +3,7 @@ package netcluster
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,4 +52,16 @@ func Teardown(prefix, root string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// OpenEchoServer is ServeTCP for callers without a testing.TB (the demo);
+// the caller closes it.
+func OpenEchoServer(ns string, addr netip.AddrPort) (*EchoServer, error) {
+	return serveTCP(ns, addr)
+}
+
+// OpenCapture is StartCapture for callers without a testing.TB; Stop ends
+// it, Close of the cluster at the latest.
+func (c *Cluster) OpenCapture() (*Capture, error) {
+	return c.startCapture()
 }
