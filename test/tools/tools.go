@@ -1,0 +1,10 @@
+//go:build tools
+
+// Package tools records the commands build.sh compiles, so `go mod tidy`
+// keeps every package they need in go.mod and go.sum.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
