@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/crosswire/crosswire/controller"
 	"github.com/crosswire/crosswire/nft"
@@ -37,7 +38,14 @@ func newAgentCommand() *cobra.Command {
 	fs.DurationVar(&o.resync, "resync-interval", o.resync, "how often kernel state is checked and repaired")
 	fs.IntVar(&o.keepalive, "keepalive", o.keepalive, "WireGuard persistent keepalive in seconds (0: off)")
 	fs.StringVar(&o.nodesFile, "nodes-file", o.nodesFile, "read Nodes from this Kubernetes NodeList (YAML or JSON) instead of the API server")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "kubeconfig file for the API server (default: in-cluster service account); ignored with --nodes-file")
 	return cmd
+}
+
+// nodeSource is where the agent learns the cluster's Nodes: a file or the
+// API server.
+type nodeSource interface {
+	Run(ctx context.Context, update func(controller.State)) error
 }
 
 func runAgent(ctx context.Context, o *options) error {
@@ -47,15 +55,21 @@ func runAgent(ctx context.Context, o *options) error {
 	if o.nodeName == "" {
 		return errors.New("--node-name (or $NODE_NAME) is required")
 	}
-	if o.nodesFile == "" {
-		return errors.New("--nodes-file is required until the Kubernetes source is available")
-	}
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
 	log = log.With(zap.String("node", o.nodeName))
+
+	// The API client first: a bad kubeconfig fails before any kernel state
+	// is touched.
+	var client kubernetes.Interface
+	if o.nodesFile == "" {
+		if client, err = newKubeClient(o.kubeconfig); err != nil {
+			return err
+		}
+	}
 
 	key, created, err := wgtun.LoadOrCreateKey(o.keyFile())
 	if err != nil {
@@ -99,12 +113,25 @@ func runAgent(ctx context.Context, o *options) error {
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	log.Info("agent started", zap.String("interface", o.iface), zap.Uint16("listen_port", dev.ListenPort()),
-		zap.String("nodes_file", o.nodesFile))
-
-	src := &controller.FileSource{
-		Path: o.nodesFile, Self: o.nodeName, SelfKey: key.PublicKey().String(),
-		DefaultPort: o.listenPort, Interval: time.Second, Log: log.Named("nodes"),
+	var src nodeSource
+	if o.nodesFile != "" {
+		log.Info("agent started; Nodes from a file", zap.String("source", "file"), zap.String("nodes_file", o.nodesFile),
+			zap.String("interface", o.iface), zap.Uint16("listen_port", dev.ListenPort()))
+		src = &controller.FileSource{
+			Path: o.nodesFile, Self: o.nodeName, SelfKey: key.PublicKey().String(),
+			DefaultPort: o.listenPort, Interval: time.Second, Log: log.Named("nodes"),
+		}
+	} else {
+		kc := o.kubeconfig
+		if kc == "" {
+			kc = "in-cluster"
+		}
+		log.Info("agent started; Nodes from the Kubernetes API", zap.String("source", "kubernetes"), zap.String("kubeconfig", kc),
+			zap.String("interface", o.iface), zap.Uint16("listen_port", dev.ListenPort()))
+		src = &controller.KubeSource{
+			Client: client, Self: o.nodeName, SelfKey: key.PublicKey().String(),
+			ListenPort: dev.ListenPort(), DefaultPort: o.listenPort, Log: log.Named("nodes"),
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return engine.Run(gctx) })

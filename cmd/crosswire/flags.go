@@ -32,6 +32,7 @@ type options struct {
 	keepalive    int
 	logLevel     string
 	nodesFile    string
+	kubeconfig   string
 }
 
 func defaultOptions() options {

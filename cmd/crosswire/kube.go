@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Client limits: an agent lists and watches Nodes once and otherwise only
+// patches its own Node and records a few Events, so a small budget per node
+// keeps a large cluster's agents from loading the API server.
+const (
+	kubeQPS       = 5
+	kubeBurst     = 10
+	kubeUserAgent = "crosswire-agent"
+)
+
+// kubeConfig loads the client configuration: the kubeconfig file when given,
+// else the in-cluster service account.
+func kubeConfig(kubeconfig string) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig == "" {
+		cfg, err = rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster Kubernetes config (use --kubeconfig or --nodes-file outside a pod): %w", err)
+		}
+	} else {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", kubeconfig, err)
+		}
+	}
+	cfg.QPS = kubeQPS
+	cfg.Burst = kubeBurst
+	cfg.UserAgent = kubeUserAgent
+	return cfg, nil
+}
+
+func newKubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	cfg, err := kubeConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}

@@ -1,0 +1,403 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// Event reasons and the event source crosswire records with.
+const (
+	ReasonNodeRejected = "CrosswireNodeRejected"
+	ReasonKeyPublished = "CrosswireKeyPublished"
+	EventComponent     = "crosswire-agent"
+)
+
+// Work queue keys. Every Node event maps onto one of two keys, so a burst of
+// events costs one rebuild (and at most one publication).
+const (
+	keyRebuild = "rebuild"
+	keyPublish = "publish"
+)
+
+// KubeSource turns the cluster's Node objects into desired state and
+// publishes this node's public key and endpoint on its own Node. It follows
+// the shape of k8s.io/sample-controller: one shared informer for Nodes, a
+// rate-limited work queue, one worker.
+//
+// It never calls update before the informer cache has synced (an empty
+// cache would read as "no peers" and prune every tunnel), and it never
+// writes to any Node but its own.
+type KubeSource struct {
+	Client kubernetes.Interface
+	// Self is this node's name.
+	Self string
+	// SelfKey is this agent's public key (base64).
+	SelfKey string
+	// ListenPort is this agent's WireGuard port, published in its endpoint.
+	ListenPort uint16
+	// DefaultPort is assumed for peers that publish no endpoint (see
+	// Input.DefaultPort); 0 means ListenPort.
+	DefaultPort uint16
+	// Resync is the informer resync period; 0 disables resync (events and
+	// the engine's own kernel resync are enough).
+	Resync time.Duration
+	// RetryBase and RetryMax bound the exponential backoff of a failed
+	// publication; 0 means 200ms and 5m.
+	RetryBase, RetryMax time.Duration
+	Log                 *zap.Logger
+}
+
+// kubeRun is the state of one Run call; only the worker goroutine touches
+// the fields below the line.
+type kubeRun struct {
+	s        *KubeSource
+	log      *zap.Logger
+	client   kubernetes.Interface
+	lister   corelisters.NodeLister
+	queue    workqueue.TypedRateLimitingInterface[string]
+	recorder record.EventRecorder
+	update   func(State)
+
+	last     *State
+	rejected map[string]rejectionSeen // node name -> last recorded rejection
+	// patchedRV is the resourceVersion of our own Node as it was when we
+	// last patched it: while the cache still shows that version our patch
+	// has not come back through the watch yet, and patching again would
+	// only duplicate it.
+	patchedRV string
+}
+
+type rejectionSeen struct {
+	uid    types.UID
+	reason string
+}
+
+// Run watches Nodes until ctx ends, calling update with every new state,
+// and keeps this node's key and endpoint published. It returns nil when
+// ctx ends and an error only for a configuration it cannot run with. When
+// Run returns, its informer, work queue, worker and event broadcaster have
+// stopped.
+func (s *KubeSource) Run(ctx context.Context, update func(State)) error {
+	if s.Client == nil {
+		return errors.New("kube source: no client")
+	}
+	if s.Self == "" {
+		return errors.New("kube source: no node name")
+	}
+	log := s.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if strings.TrimSpace(s.SelfKey) == "" {
+		log.Warn("no public key given; this node's key and endpoint will not be published")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// No context for the broadcaster: it must outlive the worker's last
+	// Event, and is shut down explicitly below.
+	broadcaster := record.NewBroadcaster()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.Client.CoreV1().Events("")})
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent, Host: s.Self})
+
+	base, maxDelay := s.RetryBase, s.RetryMax
+	if base <= 0 {
+		base = 200 * time.Millisecond
+	}
+	if maxDelay <= 0 {
+		maxDelay = 5 * time.Minute
+	}
+	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
+		// Two keys only, so per-item backoff is all the limiting needed.
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](base, maxDelay),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "crosswire-nodes"},
+	)
+
+	factory := informers.NewSharedInformerFactory(s.Client, s.Resync)
+	nodes := factory.Core().V1().Nodes()
+	informer := nodes.Informer()
+
+	var worker sync.WaitGroup
+	// Stop in dependency order: cancel (stops the informer and any patch in
+	// flight), shut the queue down (the worker finishes its item and exits;
+	// late informer events are dropped), wait for the informer and the
+	// worker, and only then stop the broadcaster that the worker records to.
+	defer func() {
+		cancel()
+		queue.ShutDown()
+		factory.Shutdown()
+		worker.Wait()
+		broadcaster.Shutdown()
+	}()
+
+	if err := informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		log.Warn("list/watch of Nodes failed; retrying", zap.Error(err))
+	}); err != nil {
+		return fmt.Errorf("kube source: %w", err)
+	}
+	self := s.Self
+	enqueue := func(obj any) {
+		queue.Add(keyRebuild)
+		if n := nodeOf(obj); n != nil && n.Name == self {
+			queue.Add(keyPublish)
+		}
+	}
+	reg, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueue,
+		UpdateFunc: func(oldObj, newObj any) {
+			o, n := nodeOf(oldObj), nodeOf(newObj)
+			if o != nil && n != nil && o.ResourceVersion != "" && o.ResourceVersion == n.ResourceVersion {
+				return // a resync: nothing changed
+			}
+			enqueue(newObj)
+		},
+		DeleteFunc: enqueue,
+	})
+	if err != nil {
+		return fmt.Errorf("kube source: %w", err)
+	}
+
+	factory.Start(ctx.Done())
+	log.Info("waiting for the Node cache to sync")
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced, reg.HasSynced) {
+		// Only a cancelled context ends the wait unsynced.
+		return nil
+	}
+	log.Info("Node cache synced")
+
+	r := &kubeRun{
+		s: s, log: log, client: s.Client, lister: nodes.Lister(), queue: queue,
+		recorder: recorder, update: update, rejected: map[string]rejectionSeen{},
+	}
+	// An empty cluster produces no add events; rebuild and publish anyway.
+	queue.Add(keyRebuild)
+	queue.Add(keyPublish)
+	worker.Go(func() { r.work(ctx) })
+	<-ctx.Done()
+	return nil
+}
+
+func nodeOf(obj any) *corev1.Node {
+	switch o := obj.(type) {
+	case *corev1.Node:
+		return o
+	case cache.DeletedFinalStateUnknown:
+		n, _ := o.Obj.(*corev1.Node)
+		return n
+	}
+	return nil
+}
+
+func (r *kubeRun) work(ctx context.Context) {
+	for {
+		key, shutdown := r.queue.Get()
+		if shutdown {
+			return
+		}
+		var err error
+		switch key {
+		case keyRebuild:
+			r.rebuild(ctx)
+		case keyPublish:
+			err = r.publish(ctx)
+		}
+		switch {
+		case err == nil:
+			r.queue.Forget(key)
+		case ctx.Err() != nil:
+			// Shutting down: the error is the cancellation.
+		default:
+			r.log.Warn("publishing key and endpoint failed; will retry", zap.Error(err),
+				zap.Int("retries", r.queue.NumRequeues(key)))
+			r.queue.AddRateLimited(key)
+		}
+		r.queue.Done(key)
+	}
+}
+
+// rebuild computes the state from the cache, reports new rejections and
+// calls update when the state changed.
+func (r *kubeRun) rebuild(ctx context.Context) {
+	nodes, err := r.lister.List(labels.Everything())
+	if err != nil { // a cache lister cannot fail; keep the last state if it does
+		r.log.Error("listing Nodes from the cache", zap.Error(err))
+		return
+	}
+	def := r.s.DefaultPort
+	if def == 0 {
+		def = r.s.ListenPort
+	}
+	st := Build(Input{Self: r.s.Self, SelfKey: r.s.SelfKey, DefaultPort: def, Nodes: nodes})
+	r.reportRejections(nodes, st.Rejected)
+	if r.last != nil && reflect.DeepEqual(*r.last, st) {
+		return
+	}
+	if !st.SelfFound && (r.last == nil || r.last.SelfFound) {
+		r.log.Warn("this node's Node object is missing or rejected; no local pod CIDRs", zap.String("self", r.s.Self))
+	}
+	r.log.Info("desired state changed", zap.Int("peers", len(st.Peers)), zap.Int("rejected", len(st.Rejected)),
+		zap.Int("local_cidrs", len(st.Local)))
+	r.last = &st
+	if ctx.Err() != nil {
+		return // shutting down: the caller no longer wants states
+	}
+	r.update(st)
+}
+
+// reportRejections logs and records an Event for every rejection whose
+// reason (or Node object) differs from the last one reported for that node.
+func (r *kubeRun) reportRejections(nodes []*corev1.Node, rejected []Rejection) {
+	uids := make(map[string]types.UID, len(nodes))
+	for _, n := range nodes {
+		uids[n.Name] = n.UID
+	}
+	reasons := map[string]string{}
+	var order []string
+	for _, rj := range rejected {
+		if prev, ok := reasons[rj.Node]; ok {
+			reasons[rj.Node] = prev + "; " + rj.Reason
+			continue
+		}
+		reasons[rj.Node] = rj.Reason
+		order = append(order, rj.Node)
+	}
+	for _, name := range order {
+		now := rejectionSeen{uid: uids[name], reason: reasons[name]}
+		if r.rejected[name] == now {
+			continue
+		}
+		r.rejected[name] = now
+		r.log.Warn("node rejected", zap.String("peer", name), zap.String("reason", now.reason))
+		ref := &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: name, UID: now.uid}
+		r.recorder.Event(ref, corev1.EventTypeWarning, ReasonNodeRejected, now.reason)
+	}
+	for name := range r.rejected {
+		if _, still := reasons[name]; !still {
+			delete(r.rejected, name)
+			if _, exists := uids[name]; exists {
+				r.log.Info("node no longer rejected", zap.String("peer", name))
+			}
+		}
+	}
+}
+
+// publish makes this node's own Node carry its public key and endpoint.
+func (r *kubeRun) publish(ctx context.Context) error {
+	if strings.TrimSpace(r.s.SelfKey) == "" {
+		return nil // nothing to publish; logged at start
+	}
+	n, err := r.lister.Get(r.s.Self)
+	if apierrors.IsNotFound(err) {
+		r.log.Warn("this node's Node object does not exist; cannot publish the key yet", zap.String("self", r.s.Self))
+		return nil // its add event will bring us back
+	}
+	if err != nil {
+		return err
+	}
+	want, epErr := r.s.wantAnnotations(n)
+	if epErr != nil {
+		r.log.Warn("endpoint override of this node is unusable; publishing the InternalIP instead", zap.Error(epErr))
+	}
+	patch := map[string]any{}
+	for k, v := range want {
+		cur, ok := n.Annotations[k]
+		switch {
+		case v == "" && ok:
+			patch[k] = nil // remove a stale endpoint
+		case v != "" && cur != v:
+			patch[k] = v
+		}
+	}
+	if len(patch) == 0 {
+		return nil
+	}
+	if n.ResourceVersion != "" && n.ResourceVersion == r.patchedRV {
+		return nil // our last patch has not reached the cache yet
+	}
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": patch}})
+	if err != nil {
+		return err
+	}
+	if _, err := r.client.CoreV1().Nodes().Patch(ctx, r.s.Self, types.MergePatchType, body, metav1.PatchOptions{FieldManager: EventComponent}); err != nil {
+		return fmt.Errorf("patch Node %s: %w", r.s.Self, err)
+	}
+	r.patchedRV = n.ResourceVersion
+	msg := fmt.Sprintf("published public key %s", want[AnnotationPublicKey])
+	if ep := want[AnnotationEndpoint]; ep != "" {
+		msg += " and endpoint " + ep
+	} else {
+		msg += "; no endpoint (no override and no InternalIP)"
+	}
+	r.log.Info(msg, zap.String("self", r.s.Self))
+	r.recorder.Event(&corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: n.Name, UID: n.UID},
+		corev1.EventTypeNormal, ReasonKeyPublished, msg)
+	return nil
+}
+
+// wantAnnotations returns the values this node's annotations should have;
+// an empty endpoint means the annotation should be absent. The error is
+// about an unusable override only; the InternalIP is used instead.
+func (s *KubeSource) wantAnnotations(n *corev1.Node) (map[string]string, error) {
+	key := strings.TrimSpace(s.SelfKey)
+	if k, err := canonicalKey(key); err == nil {
+		key = k
+	}
+	ep, err := SelfEndpoint(n, s.ListenPort)
+	want := map[string]string{AnnotationPublicKey: key, AnnotationEndpoint: ""}
+	if ep.IsValid() {
+		want[AnnotationEndpoint] = ep.String()
+	}
+	return want, err
+}
+
+// SelfEndpoint is the endpoint a node publishes for itself: its
+// endpoint-override annotation when set (an ip:port, or a bare address that
+// takes port), else its first InternalIP with port. It is invalid when the
+// node has neither. An unusable override is reported and skipped.
+func SelfEndpoint(n *corev1.Node, port uint16) (netip.AddrPort, error) {
+	var overrideErr error
+	if s := strings.TrimSpace(n.Annotations[AnnotationEndpointOverride]); s != "" {
+		ep, err := parseOverride(s, port)
+		if err == nil {
+			return ep, nil
+		}
+		overrideErr = fmt.Errorf("annotation %s: %w", AnnotationEndpointOverride, err)
+	}
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		ip, err := netip.ParseAddr(a.Address)
+		if err != nil {
+			return netip.AddrPort{}, errors.Join(overrideErr, fmt.Errorf("status.addresses InternalIP %q: %w", a.Address, err))
+		}
+		ep, err := checkEndpoint(netip.AddrPortFrom(ip, port))
+		if err != nil {
+			return netip.AddrPort{}, errors.Join(overrideErr, fmt.Errorf("status.addresses InternalIP: %w", err))
+		}
+		return ep, overrideErr
+	}
+	return netip.AddrPort{}, overrideErr
+}
