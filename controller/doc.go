@@ -8,7 +8,7 @@
 //
 // # RBAC
 //
-// KubeSource needs exactly the rules in RBACRules, bound cluster-wide (Nodes
+// KubeSource needs exactly the rules of RBACRules, bound cluster-wide (Nodes
 // are cluster-scoped; Events about Nodes land in the "default" namespace) to
 // the agent's ServiceAccount through a ClusterRole:
 //
@@ -32,9 +32,12 @@ type RBACRule struct {
 	Verbs     []string
 }
 
-// RBACRules are the minimal ClusterRole rules the Kubernetes source needs.
-var RBACRules = []RBACRule{
-	{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "patch"}},
-	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-	{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+// RBACRules returns the minimal ClusterRole rules the Kubernetes source
+// needs.
+func RBACRules() []RBACRule {
+	return []RBACRule{
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	}
 }

@@ -190,6 +190,7 @@ func (c ChainSpec) rule(comment string) *RuleSpec {
 // ignoring what the kernel legitimately changes: counter values and the
 // batch-local set ID of a lookup.
 func sameExprs(have, want []expr.Any) bool {
+	want = slices.DeleteFunc(slices.Clone(want), notReadBack)
 	if len(have) != len(want) {
 		return false
 	}
@@ -199,6 +200,18 @@ func sameExprs(have, want []expr.Any) bool {
 		}
 	}
 	return true
+}
+
+// notReadBack reports expressions that github.com/google/nftables programs
+// but silently skips when it dumps a rule (rt and byteorder, used by the MSS
+// clamp). Comparing without them still catches a rule that was edited by
+// hand: what replaced them would be read back and change the list.
+func notReadBack(e expr.Any) bool {
+	switch e.(type) {
+	case *expr.Rt, *expr.Byteorder:
+		return true
+	}
+	return false
 }
 
 func normalizedExpr(e expr.Any) expr.Any {

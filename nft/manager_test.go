@@ -239,6 +239,11 @@ func TestDrift(t *testing.T) {
 			`add rule inet crosswire prerouting iifname "crosswire0" counter meta mark set mark & 0xffffcfff | 0x00001000 comment "` + CommentTunnelIngress + `"`,
 			`add rule inet crosswire prerouting ip6 saddr @local6 ip6 daddr @remote6 counter meta mark set mark & 0xffffcfff | 0x00001000 comment "` + CommentEgress6 + `"`,
 		}, []string{"chain prerouting: rules out of order"}},
+		{"forward chain deleted", []string{"delete chain inet crosswire forward"}, []string{"chain forward missing"}},
+		{"clamp to a constant", []string{"flush chain inet crosswire forward",
+			`add rule inet crosswire forward meta nfproto ipv4 oifname "crosswire0" tcp flags & (syn|rst) == syn counter tcp option maxseg size set 1000 comment "` + CommentMSSClamp4 + `"`,
+			`add rule inet crosswire forward meta nfproto ipv6 oifname "crosswire0" tcp flags & (syn|rst) == syn counter tcp option maxseg size set rt mtu comment "` + CommentMSSClamp6 + `"`,
+		}, []string{`chain forward: rule "` + CommentMSSClamp4 + `" differs`}},
 		{"set deleted", []string{"flush chain inet crosswire prerouting", "delete set inet crosswire remote6"}, []string{
 			"set remote6 missing",
 			`chain prerouting: rule "` + CommentTunnelIngress + `" missing`,
@@ -319,7 +324,7 @@ func TestCountersKeyedByComment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]Counter{CommentTunnelIngress: {}, CommentEgress4: {}, CommentEgress6: {}}
+	want := map[string]Counter{CommentTunnelIngress: {}, CommentEgress4: {}, CommentEgress6: {}, CommentMSSClamp4: {}, CommentMSSClamp6: {}}
 	if len(got) != len(want) {
 		t.Fatalf("Counters = %v, want keys %v", got, want)
 	}

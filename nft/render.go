@@ -18,6 +18,7 @@ const (
 	SetRemote4      = "remote4"
 	SetRemote6      = "remote6"
 	ChainPrerouting = "prerouting"
+	ChainForward    = "forward"
 )
 
 // Rule comments double as stable rule identities: Drift matches rules by
@@ -26,6 +27,8 @@ const (
 	CommentTunnelIngress = "crosswire: mark decrypted packets from the tunnel so strict rp_filter (src_valid_mark) finds the tunnel route"
 	CommentEgress4       = "crosswire: local pod -> remote pod (IPv4): route into the WireGuard tunnel"
 	CommentEgress6       = "crosswire: local pod -> remote pod (IPv6): route into the WireGuard tunnel"
+	CommentMSSClamp4     = "crosswire: clamp the MSS of TCP SYNs entering the tunnel to its route MTU (IPv4)"
+	CommentMSSClamp6     = "crosswire: clamp the MSS of TCP SYNs entering the tunnel to its route MTU (IPv6)"
 )
 
 // PriorityPrerouting is dstnat+10: after kube-proxy's Service DNAT (dstnat),
@@ -112,7 +115,7 @@ func Render(cfg Config, st State) (*Ruleset, error) {
 			addrSet(SetRemote4, "crosswire: other nodes' IPv4 pod CIDRs (encrypted)", nftables.TypeIPAddr, remote4),
 			addrSet(SetRemote6, "crosswire: other nodes' IPv6 pod CIDRs (encrypted)", nftables.TypeIP6Addr, remote6),
 		},
-		Chains: []ChainSpec{preroutingChain(cfg)},
+		Chains: []ChainSpec{preroutingChain(cfg), forwardChain(cfg)},
 	}
 	if err := rs.check(); err != nil {
 		return nil, err

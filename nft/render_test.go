@@ -55,8 +55,8 @@ func TestRenderTableSetsChains(t *testing.T) {
 			t.Errorf("set %s: comment %q", name, s.Comment)
 		}
 	}
-	if len(rs.Chains) != 1 {
-		t.Fatalf("got %d chains, want 1", len(rs.Chains))
+	if len(rs.Chains) != 2 {
+		t.Fatalf("got %d chains, want 2", len(rs.Chains))
 	}
 	c := rs.Chain(ChainPrerouting)
 	if c == nil {
@@ -64,6 +64,13 @@ func TestRenderTableSetsChains(t *testing.T) {
 	}
 	if c.Type != nftables.ChainTypeFilter || c.Hook != *nftables.ChainHookPrerouting || c.Priority != *nftables.ChainPriorityNATDest+10 || c.Policy != nftables.ChainPolicyAccept {
 		t.Fatalf("chain = %+v, want filter hook prerouting priority dstnat+10 policy accept", c)
+	}
+	f := rs.Chain(ChainForward)
+	if f == nil {
+		t.Fatal("chain forward missing")
+	}
+	if f.Type != nftables.ChainTypeFilter || f.Hook != *nftables.ChainHookForward || f.Priority != *nftables.ChainPriorityMangle || f.Policy != nftables.ChainPolicyAccept {
+		t.Fatalf("chain = %+v, want filter hook forward priority mangle policy accept", f)
 	}
 }
 
@@ -75,8 +82,8 @@ func TestRenderEmptyStateStillHasAllObjects(t *testing.T) {
 	if rs.Table.Name != DefaultTable {
 		t.Errorf("table %q, want default %q", rs.Table.Name, DefaultTable)
 	}
-	if len(rs.Sets) != 4 || len(rs.Chains) != 1 || len(rs.Chains[0].Rules) != 3 {
-		t.Fatalf("got %d sets %d chains; want 4 sets, 1 chain with 3 rules", len(rs.Sets), len(rs.Chains))
+	if len(rs.Sets) != 4 || len(rs.Chains) != 2 || len(rs.Chains[0].Rules) != 3 || len(rs.Chains[1].Rules) != 2 {
+		t.Fatalf("got %d sets %d chains; want 4 sets, 2 chains with 3 and 2 rules", len(rs.Sets), len(rs.Chains))
 	}
 	for _, s := range rs.Sets {
 		if len(s.Elements) != 0 {

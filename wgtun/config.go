@@ -23,6 +23,13 @@ type Config struct {
 	Logger    *zap.Logger
 }
 
+// MTU limits: 576 is the IPv4 minimum every host must accept; 65535 is the
+// IP total-length limit.
+const (
+	minMTU = 576
+	maxMTU = 65535
+)
+
 // maxIfNameLen is IFNAMSIZ minus the terminating NUL.
 const maxIfNameLen = 15
 
@@ -46,10 +53,8 @@ func (c Config) validate() error {
 	case strings.ContainsAny(c.Name, "/: \t\n\r\v\f"):
 		errs = append(errs, fmt.Errorf("interface name %q must not contain '/', ':' or white space", c.Name))
 	}
-	// 576 is the IPv4 minimum every host must accept; 65535 is the IP
-	// total-length limit.
-	if c.MTU < 576 || c.MTU > 65535 {
-		errs = append(errs, fmt.Errorf("MTU %d out of range 576..65535", c.MTU))
+	if c.MTU < minMTU || c.MTU > maxMTU {
+		errs = append(errs, fmt.Errorf("MTU %d out of range %d..%d", c.MTU, minMTU, maxMTU))
 	}
 	if c.PrivateKey.IsZero() {
 		errs = append(errs, errors.New("private key is zero"))

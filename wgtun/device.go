@@ -18,6 +18,7 @@ type Device struct {
 	cfg  Config
 	log  *zap.Logger
 	wg   *device.Device
+	tun  *nsTUN
 	uapi *uapiServer
 	pub  Key
 	port uint16
@@ -61,7 +62,7 @@ func Open(cfg Config) (*Device, error) {
 	}
 	nt := newNSTUN(t, nl, link.Attrs().Index)
 
-	d := &Device{cfg: cfg, log: log, pub: cfg.PrivateKey.PublicKey()}
+	d := &Device{cfg: cfg, log: log, pub: cfg.PrivateKey.PublicKey(), tun: nt}
 	d.wg = device.NewDevice(nt, conn.NewDefaultBind(), wgLogger(log))
 	fail := func(err error) (*Device, error) {
 		d.wg.Close() // also closes the TUN, which deletes the interface

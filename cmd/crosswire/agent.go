@@ -33,7 +33,7 @@ func newAgentCommand() *cobra.Command {
 	o.datapathFlags(fs)
 	fs.StringVar(&o.nodeName, "node-name", o.nodeName, "this node's name (default $NODE_NAME)")
 	fs.Uint16Var(&o.listenPort, "listen-port", o.listenPort, "WireGuard UDP port")
-	fs.IntVar(&o.mtu, "mtu", o.mtu, "tunnel MTU (underlay MTU minus 60 for IPv4, 80 for IPv6)")
+	fs.IntVar(&o.mtu, "mtu", o.mtu, "tunnel MTU; 0 = derived from the underlay (its MTU minus 80, WireGuard's IPv6 overhead, never below 1280)")
 	fs.Var(&o.wgFwmark, "wg-fwmark", "fwmark of the tunnel's own UDP packets (must not match --mark/--mask)")
 	fs.DurationVar(&o.resync, "resync-interval", o.resync, "how often kernel state is checked and repaired")
 	fs.IntVar(&o.keepalive, "keepalive", o.keepalive, "WireGuard persistent keepalive in seconds (0: off)")
@@ -78,8 +78,14 @@ func runAgent(ctx context.Context, o *options) error {
 	log.Info("private key ready", zap.String("file", o.keyFile()), zap.Bool("created", created),
 		zap.String("public_key", key.PublicKey().String()))
 
+	mtu, err := tunnelMTU(o.mtu, log)
+	if err != nil {
+		return err
+	}
+	log.Info("tunnel MTU", zap.Int("mtu", mtu), zap.Bool("auto", o.mtu == 0))
+
 	dev, err := wgtun.Open(wgtun.Config{
-		Name: o.iface, MTU: o.mtu, ListenPort: o.listenPort, FwMark: uint32(o.wgFwmark),
+		Name: o.iface, MTU: mtu, ListenPort: o.listenPort, FwMark: uint32(o.wgFwmark),
 		PrivateKey: key, SocketDir: o.socketDir, Keepalive: o.keepalive, Logger: log.Named("wireguard"),
 	})
 	if err != nil {

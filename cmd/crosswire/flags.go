@@ -42,7 +42,7 @@ func defaultOptions() options {
 		socketDir:    "/var/run/wireguard",
 		iface:        "crosswire0",
 		listenPort:   51820,
-		mtu:          1420,
+		mtu:          0,
 		mark:         0x1000,
 		mask:         0x1000,
 		wgFwmark:     0x2000,
@@ -93,8 +93,8 @@ func (o *options) validate() error {
 	if uint32(o.wgFwmark)&uint32(o.mask) == uint32(o.mark) {
 		return fmt.Errorf("--wg-fwmark %#x matches the policy rule (fwmark %#x/%#x): the tunnel's packets would loop", uint32(o.wgFwmark), uint32(o.mark), uint32(o.mask))
 	}
-	if o.mtu < 576 || o.mtu > 65535 {
-		return fmt.Errorf("--mtu %d: must be in 576..65535", o.mtu)
+	if o.mtu != 0 && (o.mtu < 576 || o.mtu > 65535) {
+		return fmt.Errorf("--mtu %d: must be 0 (auto) or in 576..65535", o.mtu)
 	}
 	if o.keepalive < 0 || o.keepalive > 65535 {
 		return fmt.Errorf("--keepalive %d: must be in 0..65535 seconds", o.keepalive)

@@ -5,10 +5,12 @@
 package cwcluster
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -45,8 +47,11 @@ type Cluster struct {
 	// show` on the host lists every node (the demo). Tests leave it off
 	// and keep each node's socket in its own directory.
 	HostSockets bool
-	Keys        map[string]string // node name -> public key
-	Agents      map[string]*netcluster.Process
+	// Kube, when set, makes agents read Nodes from an API server instead
+	// of NodesFile.
+	Kube   *KubeSource
+	Keys   map[string]string // node name -> public key
+	Agents map[string]*netcluster.Process
 }
 
 // Start creates every node's key, writes the NodeList and starts one agent
@@ -65,25 +70,48 @@ func New(c *netcluster.Cluster, bin string, resync time.Duration, extra ...strin
 		ExtraArgs: extra, Keys: map[string]string{}, Agents: map[string]*netcluster.Process{}}
 }
 
-// StartAgents creates keys, writes the NodeList and starts every agent.
+// StartAgents creates keys, registers or writes the Nodes and starts an
+// agent on every node of the cluster.
 func (cw *Cluster) StartAgents() (*Cluster, error) {
-	c := cw.Cluster
-	for _, n := range c.Nodes {
+	return cw, cw.StartNodes(cw.Nodes...)
+}
+
+// StartNodes does the same for some nodes only (others can join later).
+// In file mode the NodeList then lists exactly the started nodes.
+func (cw *Cluster) StartNodes(nodes ...*netcluster.Node) error {
+	for _, n := range nodes {
 		k, err := cw.PublicKey(n)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cw.Keys[n.Name] = k
 	}
-	if err := cw.WriteNodes(c.Nodes); err != nil {
-		return nil, err
+	if cw.Kube != nil {
+		for _, n := range nodes {
+			if err := cw.RegisterNode(context.Background(), n); err != nil {
+				return err
+			}
+		}
+	} else if err := cw.WriteNodes(cw.running(nodes)); err != nil {
+		return err
 	}
-	for _, n := range c.Nodes {
+	for _, n := range nodes {
 		if _, err := cw.StartAgent(n); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return cw, nil
+	return nil
+}
+
+// running lists the nodes that have an agent, plus extra, in cluster order.
+func (cw *Cluster) running(extra []*netcluster.Node) []*netcluster.Node {
+	var out []*netcluster.Node
+	for _, n := range cw.Nodes {
+		if cw.Agents[n.Name] != nil || slices.Contains(extra, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // PublicKey runs `crosswire pubkey` for a node (creating its key).
@@ -106,12 +134,17 @@ func (cw *Cluster) Node(n *netcluster.Node) corev1.Node {
 			CreationTimestamp: metav1.NewTime(base.Add(time.Duration(n.Index) * time.Minute)),
 			Annotations:       map[string]string{},
 		},
-		Spec: corev1.NodeSpec{PodCIDR: n.PodCIDR.String(), PodCIDRs: []string{n.PodCIDR.String()}},
-		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
-			{Type: corev1.NodeInternalIP, Address: n.UnderlayIP.String()},
-			{Type: corev1.NodeHostName, Address: n.Name},
-		}},
+		Spec: corev1.NodeSpec{PodCIDR: n.PodCIDR.String()},
 	}
+	// Dual-stack Nodes list one CIDR and one InternalIP per family, the
+	// primary family first.
+	for _, p := range n.PodCIDRs() {
+		node.Spec.PodCIDRs = append(node.Spec.PodCIDRs, p.String())
+	}
+	for _, a := range n.UnderlayIPs() {
+		node.Status.Addresses = append(node.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: a.String()})
+	}
+	node.Status.Addresses = append(node.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeHostName, Address: n.Name})
 	if k := cw.Keys[n.Name]; k != "" {
 		node.Annotations[controller.AnnotationPublicKey] = k
 		node.Annotations[controller.AnnotationEndpoint] = netip.AddrPortFrom(n.UnderlayIP, ListenPort).String()
@@ -138,17 +171,19 @@ func (cw *Cluster) WriteNodes(nodes []*netcluster.Node) error {
 
 // AgentArgs is the agent command line for node n.
 func (cw *Cluster) AgentArgs(n *netcluster.Node) []string {
-	return append([]string{
-		cw.Bin, "agent",
-		"--node-name", n.Name,
-		"--nodes-file", cw.NodesFile,
+	source := []string{"--nodes-file", cw.NodesFile}
+	if cw.Kube != nil {
+		source = []string{"--kubeconfig", cw.Kube.Kubeconfigs[n.Name]}
+	}
+	args := append([]string{cw.Bin, "agent", "--node-name", n.Name}, source...)
+	return append(append(args,
 		"--state-dir", n.StateDir,
 		"--socket-dir", cw.SocketDir(n),
 		"--interface", cw.Iface(n),
 		"--listen-port", fmt.Sprint(ListenPort),
 		"--resync-interval", cw.Resync.String(),
 		"--log-level", "debug",
-	}, cw.ExtraArgs...)
+	), cw.ExtraArgs...)
 }
 
 // Iface is node n's tunnel device name.
@@ -196,30 +231,47 @@ func (cw *Cluster) StopAgent(n *netcluster.Node, sig syscall.Signal) error {
 // pod CIDR and the first pod of every node reaches the first pod of every
 // other node.
 func (cw *Cluster) WaitConverged() error {
-	for _, n := range cw.Nodes {
-		want := len(cw.Nodes) - 1
-		err := Eventually(convergeWait, func() error {
-			out, err := netcluster.Exec(n.NS, "nft", "list", "set", "inet", NftTable, "remote4")
+	return cw.WaitConvergedNodes(cw.running(nil)...)
+}
+
+// WaitConvergedNodes is WaitConverged for some nodes only.
+func (cw *Cluster) WaitConvergedNodes(nodes ...*netcluster.Node) error {
+	// Every family the pods have gets one set element per other node.
+	sets := []struct {
+		name, pattern string
+		used          bool
+	}{{"remote4", "10.244.", cw.PodStack.Has4()}, {"remote6", "fd00:10:244:", cw.PodStack.Has6()}}
+	for _, n := range nodes {
+		for _, set := range sets {
+			want := 0
+			if set.used {
+				want = len(nodes) - 1
+			}
+			err := Eventually(convergeWait, func() error {
+				out, err := netcluster.Exec(n.NS, "nft", "list", "set", "inet", NftTable, set.name)
+				if err != nil {
+					return err
+				}
+				if got := strings.Count(out, set.pattern); got != want {
+					return fmt.Errorf("%s has %d CIDRs, want %d", set.name, got, want)
+				}
+				return nil
+			})
 			if err != nil {
-				return err
+				return fmt.Errorf("datapath on %s: %w", n.Name, err)
 			}
-			if got := strings.Count(out, "10.244."); got != want {
-				return fmt.Errorf("remote4 has %d CIDRs, want %d", got, want)
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("datapath on %s: %w", n.Name, err)
 		}
 	}
-	for _, a := range cw.Nodes {
-		for _, b := range cw.Nodes {
+	for _, a := range nodes {
+		for _, b := range nodes {
 			if a == b {
 				continue
 			}
 			src, dst := a.Pods[0], b.Pods[0]
-			if err := Eventually(convergeWait, func() error { return netcluster.Ping(src.NS, dst.IP, 1) }); err != nil {
-				return fmt.Errorf("%s -> %s: %w", src.Name, dst.Name, err)
+			for _, ip := range dst.IPs() {
+				if err := Eventually(convergeWait, func() error { return netcluster.Ping(src.NS, ip, 1) }); err != nil {
+					return fmt.Errorf("%s -> %s (%s): %w", src.Name, dst.Name, ip, err)
+				}
 			}
 		}
 	}

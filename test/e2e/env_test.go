@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crosswire/crosswire/test/apiserver"
 	"github.com/crosswire/crosswire/test/cwcluster"
 	"github.com/crosswire/crosswire/test/netcluster"
 )
@@ -25,6 +26,7 @@ type env struct {
 	keys      map[string]string
 	agents    map[string]*netcluster.Process
 	nodesFile string
+	api       *apiserver.Server // nil in file mode
 }
 
 func newEnv(t *testing.T, o netcluster.Options) *env {

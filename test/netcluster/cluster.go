@@ -43,6 +43,22 @@ type Options struct {
 	Nodes, PodsPerNode int    // defaults 3 and 2
 	Prefix             string // namespace name prefix; default "cw" + 4 random hex digits
 	ServiceBackend     [2]int // node index, pod index (1-based); default {2,1}, {1,1} on one node
+	// Pods picks the pod networks' families (default IPv4). With IPv6 the
+	// nodes also get IPv6 underlay addresses for the host-gw routes.
+	Pods Stack
+	// Underlay picks the families of the nodes' underlay addresses and so
+	// of the WireGuard endpoints (default IPv4, plus IPv6 if pods need it).
+	// With IPv6 the underlay has no IPv4 at all: IPv4 pod routes then use
+	// IPv6 next hops (RFC 5549), and endpoints are IPv6.
+	Underlay Stack
+	// UnderlayMTU is the MTU of every link between nodes (default 1500,
+	// the veth default). Pods keep 1500.
+	UnderlayMTU int
+	// DropPacketTooBig drops ICMP "fragmentation needed" and ICMPv6
+	// "packet too big" when a node sends or forwards them and on the
+	// underlay bridge: the ICMP black hole that breaks path MTU discovery
+	// in the field, so only MSS clamping can keep TCP working.
+	DropPacketTooBig bool
 }
 
 // Cluster is a built cluster. Its fields are read-only for callers.
@@ -55,6 +71,11 @@ type Cluster struct {
 	// BackendAddr is Backend.IP:8080, where a test serves the Service.
 	BackendAddr netip.AddrPort
 	Root        string // per-run temp dir, removed by Close
+	// PodStack and UnderlayStack are the families in use (Options.Pods,
+	// and Options.Underlay widened to what the pods need).
+	PodStack, UnderlayStack Stack
+	UnderlayMTU             int
+	DropPacketTooBig        bool
 
 	mu       sync.Mutex
 	created  []string // namespaces this run created, in creation order
@@ -65,23 +86,31 @@ type Cluster struct {
 }
 
 // Node is one node namespace.
+//
+// The unsuffixed address fields hold the primary family: IPv4 unless the
+// network is IPv6-only. The *6 fields hold the IPv6 address when the network
+// has IPv6 (equal to the primary one when it is IPv6-only), else are zero.
 type Node struct {
-	Index      int
-	Name       string // Kubernetes-style node name, "node1"...
-	NS         string
-	UnderlayIP netip.Addr // on eth0, 192.168.77.(10+Index)/24
-	PodCIDR    netip.Prefix
-	BridgeIP   netip.Addr // on cbr0; the pods' default gateway
-	Pods       []*Pod
-	StateDir   string
-	SocketDir  string
+	Index       int
+	Name        string     // Kubernetes-style node name, "node1"...
+	NS          string     //
+	UnderlayIP  netip.Addr // on eth0, 192.168.77.(10+Index)/24 (or the IPv6 one)
+	UnderlayIP6 netip.Addr // on eth0, fd00:77::(10+Index)/64
+	PodCIDR     netip.Prefix
+	PodCIDR6    netip.Prefix // fd00:10:244:<Index>::/64
+	BridgeIP    netip.Addr   // on cbr0; the pods' default gateway
+	BridgeIP6   netip.Addr
+	Pods        []*Pod
+	StateDir    string
+	SocketDir   string
 }
 
 // Pod is one pod namespace, attached to its node's cbr0.
 type Pod struct {
 	Name     string // "node1-pod1"...
 	NS       string
-	IP       netip.Addr // on the pod's eth0
+	IP       netip.Addr // on the pod's eth0 (primary family)
+	IP6      netip.Addr // fd00:10:244:<node>::(9+k) when pods have IPv6
 	Node     *Node
 	HostVeth string // the veth's node end ("p1"), a port of cbr0
 }
@@ -158,6 +187,19 @@ func layout(o Options) (*Cluster, error) {
 	if bn < 1 || bn > o.Nodes || bp < 1 || bp > o.PodsPerNode {
 		return nil, fmt.Errorf("service backend node %d pod %d outside the cluster", bn, bp)
 	}
+	if !o.Pods.valid() || !o.Underlay.valid() {
+		return nil, fmt.Errorf("stacks: pods %v, underlay %v", o.Pods, o.Underlay)
+	}
+	underlay := o.Underlay
+	if o.Pods.Has6() && underlay == IPv4 {
+		underlay = DualStack // IPv6 host-gw routes need IPv6 next hops
+	}
+	if o.UnderlayMTU == 0 {
+		o.UnderlayMTU = 1500
+	}
+	if o.UnderlayMTU < 1280 || o.UnderlayMTU > 9000 {
+		return nil, fmt.Errorf("underlay MTU %d out of range 1280..9000", o.UnderlayMTU)
+	}
 	prefix := o.Prefix
 	if prefix == "" {
 		var err error
@@ -173,24 +215,46 @@ func layout(o Options) (*Cluster, error) {
 		Prefix:     prefix,
 		Underlay:   prefix + "-ul",
 		ServiceVIP: serviceVIP,
+
+		PodStack:         o.Pods,
+		UnderlayStack:    underlay,
+		UnderlayMTU:      o.UnderlayMTU,
+		DropPacketTooBig: o.DropPacketTooBig,
 	}
 	for i := 1; i <= o.Nodes; i++ {
 		n := &Node{
-			Index:      i,
-			Name:       "node" + strconv.Itoa(i),
-			NS:         fmt.Sprintf("%s-n%d", prefix, i),
-			UnderlayIP: netip.AddrFrom4([4]byte{192, 168, 77, byte(underlayBase + i)}),
-			PodCIDR:    netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i), 0}), 24),
-			BridgeIP:   netip.AddrFrom4([4]byte{10, 244, byte(i), 1}),
+			Index: i,
+			Name:  "node" + strconv.Itoa(i),
+			NS:    fmt.Sprintf("%s-n%d", prefix, i),
+		}
+		if underlay.Has6() {
+			n.UnderlayIP6, n.UnderlayIP = underlayIP6(i), underlayIP6(i)
+		}
+		if underlay.Has4() {
+			n.UnderlayIP = netip.AddrFrom4([4]byte{192, 168, 77, byte(underlayBase + i)})
+		}
+		if o.Pods.Has6() {
+			n.PodCIDR6, n.PodCIDR = podCIDR6(i), podCIDR6(i)
+			n.BridgeIP6, n.BridgeIP = hostIn6(n.PodCIDR6, 1), hostIn6(n.PodCIDR6, 1)
+		}
+		if o.Pods.Has4() {
+			n.PodCIDR = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i), 0}), 24)
+			n.BridgeIP = netip.AddrFrom4([4]byte{10, 244, byte(i), 1})
 		}
 		for k := 1; k <= o.PodsPerNode; k++ {
-			n.Pods = append(n.Pods, &Pod{
+			p := &Pod{
 				Name:     fmt.Sprintf("%s-pod%d", n.Name, k),
 				NS:       fmt.Sprintf("%s-n%dp%d", prefix, i, k),
-				IP:       netip.AddrFrom4([4]byte{10, 244, byte(i), byte(podBase + k)}),
 				Node:     n,
 				HostVeth: "p" + strconv.Itoa(k),
-			})
+			}
+			if o.Pods.Has6() {
+				p.IP6, p.IP = hostIn6(n.PodCIDR6, podBase+k), hostIn6(n.PodCIDR6, podBase+k)
+			}
+			if o.Pods.Has4() {
+				p.IP = netip.AddrFrom4([4]byte{10, 244, byte(i), byte(podBase + k)})
+			}
+			n.Pods = append(n.Pods, p)
 		}
 		c.Nodes = append(c.Nodes, n)
 	}

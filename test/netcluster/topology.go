@@ -39,6 +39,13 @@ func (c *Cluster) build() error {
 		c.mu.Lock()
 		c.created = append(c.created, ns)
 		c.mu.Unlock()
+		if c.PodStack.Has6() || c.UnderlayStack.Has6() {
+			// Before any link exists, so no link-local address is ever
+			// tentative: DAD would hold them back for a second or two.
+			if _, err := Exec(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"); err != nil {
+				return fmt.Errorf("%s: %w", ns, err)
+			}
+		}
 	}
 	// Both ends of each veth are created straight in their namespaces, so
 	// nothing ever appears in the root namespace, where names could clash
@@ -49,15 +56,27 @@ func (c *Cluster) build() error {
 	if err := ipBatch(c.Underlay, c.underlayCommands()); err != nil {
 		return fmt.Errorf("underlay: %w", err)
 	}
+	if c.DropPacketTooBig {
+		if _, err := ExecInput(c.Underlay, []byte(dropPacketTooBigRules("bridge", "forward")), "nft", "-f", "-"); err != nil {
+			return fmt.Errorf("underlay ICMP black hole: %w", err)
+		}
+	}
 	for _, n := range c.Nodes {
 		if err := ipBatch(n.NS, c.nodeCommands(n)); err != nil {
 			return fmt.Errorf("%s: %w", n.Name, err)
 		}
-		if _, err := Exec(n.NS, append([]string{"sysctl", "-q", "-w"}, nodeSysctls(n)...)...); err != nil {
+		if _, err := Exec(n.NS, append([]string{"sysctl", "-q", "-w"}, c.nodeSysctls(n)...)...); err != nil {
 			return fmt.Errorf("%s sysctls: %w", n.Name, err)
 		}
-		if _, err := ExecInput(n.NS, []byte(c.kubeProxyRules()), "nft", "-f", "-"); err != nil {
-			return fmt.Errorf("%s service rules: %w", n.Name, err)
+		if c.PodStack.Has4() { // the Service VIP is IPv4
+			if _, err := ExecInput(n.NS, []byte(c.kubeProxyRules()), "nft", "-f", "-"); err != nil {
+				return fmt.Errorf("%s service rules: %w", n.Name, err)
+			}
+		}
+		if c.DropPacketTooBig {
+			if _, err := ExecInput(n.NS, []byte(dropPacketTooBigRules("inet", "output", "forward")), "nft", "-f", "-"); err != nil {
+				return fmt.Errorf("%s ICMP black hole: %w", n.Name, err)
+			}
 		}
 		for _, p := range n.Pods {
 			if err := ipBatch(p.NS, podCommands(p)); err != nil {
@@ -89,6 +108,7 @@ func (c *Cluster) underlayCommands() []string {
 	}
 	for _, n := range c.Nodes {
 		cmds = append(cmds,
+			fmt.Sprintf("link set n%d mtu %d", n.Index, c.UnderlayMTU),
 			fmt.Sprintf("link set n%d master br0", n.Index),
 			fmt.Sprintf("link set n%d up", n.Index))
 	}
@@ -96,14 +116,22 @@ func (c *Cluster) underlayCommands() []string {
 }
 
 func (c *Cluster) nodeCommands(n *Node) []string {
+	// nodad: duplicate address detection would hold IPv6 addresses back
+	// for a second or two, and nothing here can be duplicated.
 	cmds := []string{
 		"link set lo up",
-		fmt.Sprintf("addr add %s/24 dev %s", n.UnderlayIP, UnderlayDev),
-		fmt.Sprintf("link set %s up", UnderlayDev),
-		fmt.Sprintf("link add %s type bridge", PodBridge),
-		fmt.Sprintf("addr add %s/%d dev %s", n.BridgeIP, n.PodCIDR.Bits(), PodBridge),
-		fmt.Sprintf("link set %s up", PodBridge),
+		fmt.Sprintf("link set %s mtu %d", UnderlayDev, c.UnderlayMTU),
 	}
+	for _, a := range n.UnderlayIPs() {
+		cmds = append(cmds, fmt.Sprintf("addr add %s/%d dev %s nodad", a, underlayBits(a), UnderlayDev))
+	}
+	cmds = append(cmds,
+		fmt.Sprintf("link set %s up", UnderlayDev),
+		fmt.Sprintf("link add %s type bridge", PodBridge))
+	for i, a := range n.bridgeIPs() {
+		cmds = append(cmds, fmt.Sprintf("addr add %s/%d dev %s nodad", a, n.PodCIDRs()[i].Bits(), PodBridge))
+	}
+	cmds = append(cmds, fmt.Sprintf("link set %s up", PodBridge))
 	for _, p := range n.Pods {
 		cmds = append(cmds,
 			fmt.Sprintf("link set %s master %s", p.HostVeth, PodBridge),
@@ -112,21 +140,60 @@ func (c *Cluster) nodeCommands(n *Node) []string {
 	// Real nodes have a default route; without one, node-originated traffic
 	// to the Service VIP fails routing before the output DNAT sees it.
 	// Nothing answers at .1, so nothing else changes.
-	cmds = append(cmds, fmt.Sprintf("route add default via %s dev %s", c.underlayGateway(), UnderlayDev))
+	if c.UnderlayStack.Has4() {
+		cmds = append(cmds, fmt.Sprintf("route add default via %s dev %s", c.underlayGateway(), UnderlayDev))
+	}
+	if c.UnderlayStack.Has6() {
+		cmds = append(cmds, fmt.Sprintf("route add default via %s dev %s", underlayGateway6, UnderlayDev))
+	}
 	// host-gw: without crosswire, pod traffic crosses the underlay in clear.
 	for _, m := range c.Nodes {
-		if m != n {
-			cmds = append(cmds, fmt.Sprintf("route add %s via %s dev %s", m.PodCIDR, m.UnderlayIP, UnderlayDev))
+		if m == n {
+			continue
+		}
+		for _, p := range m.PodCIDRs() {
+			cmds = append(cmds, hostGWRoute(p, m))
 		}
 	}
 	return cmds
 }
 
+// hostGWRoute routes a remote pod CIDR via its node's underlay address of
+// the same family, or, for IPv4 pods on an IPv6-only underlay, via the
+// node's IPv6 address (an IPv4 route with an IPv6 next hop).
+func hostGWRoute(p netip.Prefix, m *Node) string {
+	switch {
+	case p.Addr().Is6():
+		return fmt.Sprintf("route add %s via %s dev %s", p, m.UnderlayIP6, UnderlayDev)
+	case m.UnderlayIP.Is4():
+		return fmt.Sprintf("route add %s via %s dev %s", p, m.UnderlayIP, UnderlayDev)
+	}
+	return fmt.Sprintf("route add %s via inet6 %s dev %s", p, m.UnderlayIP6, UnderlayDev)
+}
+
+// dropPacketTooBigRules drops ICMP "fragmentation needed" and ICMPv6
+// "packet too big" in the given hooks of a table of the given family.
+func dropPacketTooBigRules(family string, hooks ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table %s pmtublackhole {\n", family)
+	for _, h := range hooks {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority 0; policy accept;\n", h, h)
+		b.WriteString("\t\ticmp type destination-unreachable icmp code frag-needed counter drop\n")
+		b.WriteString("\t\ticmpv6 type packet-too-big counter drop\n\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
 // nodeSysctls turns on forwarding and strict reverse-path filtering, which
 // many distributions ship and which breaks naive tunnels: the effective
 // value is the maximum of "all" and the interface's, so both are set.
-func nodeSysctls(n *Node) []string {
+func (c *Cluster) nodeSysctls(n *Node) []string {
 	s := []string{"net.ipv4.ip_forward=1"}
+	if c.PodStack.Has6() || c.UnderlayStack.Has6() {
+		// IPv6 has no rp_filter; forwarding is all it needs.
+		s = append(s, "net.ipv6.conf.all.forwarding=1")
+	}
 	ifaces := []string{"all", "default", "lo", UnderlayDev, PodBridge}
 	for _, p := range n.Pods {
 		ifaces = append(ifaces, p.HostVeth)
@@ -138,12 +205,15 @@ func nodeSysctls(n *Node) []string {
 }
 
 func podCommands(p *Pod) []string {
-	return []string{
-		"link set lo up",
-		fmt.Sprintf("addr add %s/%d dev eth0", p.IP, p.Node.PodCIDR.Bits()),
-		"link set eth0 up",
-		fmt.Sprintf("route add default via %s dev eth0", p.Node.BridgeIP),
+	cmds := []string{"link set lo up"}
+	for i, a := range p.IPs() {
+		cmds = append(cmds, fmt.Sprintf("addr add %s/%d dev eth0 nodad", a, p.Node.PodCIDRs()[i].Bits()))
 	}
+	cmds = append(cmds, "link set eth0 up")
+	for _, gw := range p.Node.bridgeIPs() {
+		cmds = append(cmds, fmt.Sprintf("route add default via %s dev eth0", gw))
+	}
+	return cmds
 }
 
 // kubeProxyRules mimics kube-proxy's ClusterIP DNAT, in prerouting for pods
@@ -166,6 +236,9 @@ func (c *Cluster) kubeProxyRules() string {
 }
 `, rules.String(), rules.String())
 }
+
+// underlayGateway6 is the nodes' IPv6 default gateway, likewise unanswered.
+var underlayGateway6 = netip.MustParseAddr("fd00:77::1")
 
 // underlayGateway is the nodes' default gateway, an address no namespace
 // holds (192.168.77.1).
