@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build tools test unit e2e lint clean demo demo-down
+.PHONY: all build tools test unit e2e bench lint clean demo demo-down
 
 all: build
 
@@ -31,6 +31,14 @@ unit:
 e2e:
 	$(GO) test -count=1 -timeout 20m -v ./test/e2e/
 
+# Benchmarks (root): ratios and latencies, never asserted in tests. Results
+# are written to results/ with the machine's load at the time.
+bench: tools
+	@mkdir -p results
+	@echo "bench: node event -> datapath latency against a real kube-apiserver (~20 s)"
+	$(GO) test -run '^$$' -bench NodeEventToDatapath -benchtime 100x ./test/e2e/ | tee results/bench-control-plane.txt
+	@uptime | tee -a results/bench-control-plane.txt
+
 lint: $(STATICCHECK)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
@@ -48,4 +56,4 @@ demo-down:
 	$(GO) run ./test/demo down
 
 clean:
-	rm -rf $(BIN) e2e.log
+	rm -rf $(BIN) results

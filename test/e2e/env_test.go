@@ -20,7 +20,7 @@ const (
 // env is a namespace cluster with one crosswire agent per node; its
 // methods fail the test instead of returning errors.
 type env struct {
-	t *testing.T
+	t testing.TB
 	*cwcluster.Cluster
 	c         *netcluster.Cluster
 	keys      map[string]string
@@ -29,7 +29,7 @@ type env struct {
 	api       *apiserver.Server // nil in file mode
 }
 
-func newEnv(t *testing.T, o netcluster.Options) *env {
+func newEnv(t testing.TB, o netcluster.Options) *env {
 	t.Helper()
 	c := netcluster.New(t, o)
 	cw, err := cwcluster.Start(c, agentBin, resync)
@@ -91,7 +91,7 @@ func tail(s string, n int) string {
 }
 
 // eventually polls cond until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	if err := cwcluster.Eventually(timeout, cond); err != nil {
 		t.Fatalf("%s: %v", what, err)

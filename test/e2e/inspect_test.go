@@ -8,7 +8,7 @@ import (
 	"github.com/crosswire/crosswire/test/netcluster"
 )
 
-func markCounters(t *testing.T, n *netcluster.Node) map[string]uint64 {
+func markCounters(t testing.TB, n *netcluster.Node) map[string]uint64 {
 	t.Helper()
 	c, err := cwcluster.MarkCounters(n)
 	if err != nil {
@@ -17,7 +17,7 @@ func markCounters(t *testing.T, n *netcluster.Node) map[string]uint64 {
 	return c
 }
 
-func (e *env) wgShow(t *testing.T, n *netcluster.Node, args ...string) string {
+func (e *env) wgShow(t testing.TB, n *netcluster.Node, args ...string) string {
 	t.Helper()
 	out, err := e.WG(n, args...)
 	if err != nil {
@@ -26,7 +26,7 @@ func (e *env) wgShow(t *testing.T, n *netcluster.Node, args ...string) string {
 	return out
 }
 
-func (e *env) wgPeers(t *testing.T, n *netcluster.Node) map[string]cwcluster.WGPeer {
+func (e *env) wgPeers(t testing.TB, n *netcluster.Node) map[string]cwcluster.WGPeer {
 	t.Helper()
 	p, err := e.WGPeers(n)
 	if err != nil {
@@ -35,7 +35,7 @@ func (e *env) wgPeers(t *testing.T, n *netcluster.Node) map[string]cwcluster.WGP
 	return p
 }
 
-func mustExec(t *testing.T, ns string, args ...string) string {
+func mustExec(t testing.TB, ns string, args ...string) string {
 	t.Helper()
 	out, err := netcluster.Exec(ns, args...)
 	if err != nil {

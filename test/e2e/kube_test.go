@@ -24,7 +24,7 @@ const agentGroup = "crosswire:agents"
 // newKubeEnv builds a namespace cluster with a real kube-apiserver on the
 // underlay and starts agents that read Nodes from it, on the first `start`
 // nodes only (the rest can join later).
-func newKubeEnv(t *testing.T, o netcluster.Options, start int) *env {
+func newKubeEnv(t testing.TB, o netcluster.Options, start int) *env {
 	t.Helper()
 	c := netcluster.New(t, o)
 	ip, err := c.AddControlPlane()
@@ -62,7 +62,7 @@ func newKubeEnv(t *testing.T, o netcluster.Options, start int) *env {
 
 // grantAgentRBAC installs the agent's least-privilege ClusterRole, bound to
 // the group every test agent's certificate carries.
-func grantAgentRBAC(t *testing.T, srv *apiserver.Server) {
+func grantAgentRBAC(t testing.TB, srv *apiserver.Server) {
 	t.Helper()
 	ctx := context.Background()
 	rbac := srv.Client(t).RbacV1()
