@@ -4,44 +4,17 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"runtime"
 
-	"github.com/vishvananda/netns"
+	"github.com/crosswire/crosswire/test/netcluster"
 )
 
-// inNS runs fn on a locked OS thread switched into the named network
-// namespace (the caller's own namespace when ns is empty). Sockets fn creates
-// stay in that namespace for their whole life, whichever goroutine later uses
-// them.
+// inNS runs fn inside the named network namespace (netcluster.Do), or
+// right here when ns is empty.
 func inNS(ns string, fn func() error) error {
 	if ns == "" {
 		return fn()
 	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("get current netns: %w", err)
-	}
-	defer orig.Close()
-	target, err := netns.GetFromName(ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("open netns %s: %w", ns, err)
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("enter netns %s: %w", ns, err)
-	}
-	fnErr := fn()
-	if err := netns.Set(orig); err != nil {
-		// The thread is stuck in the wrong namespace: leave it locked so the
-		// runtime discards it when the goroutine exits instead of reusing it.
-		return fmt.Errorf("restore netns after %s: %w (fn: %v)", ns, err, fnErr)
-	}
-	runtime.UnlockOSThread()
-	return fnErr
+	return netcluster.Do(ns, fn)
 }
 
 // DialerIn returns a DialContext that opens connections from inside the
