@@ -37,6 +37,7 @@ func (f *FileSource) Run(ctx context.Context, update func(State)) error {
 	}
 	var last []byte
 	var lastErr string
+	var incumbents map[string]bool
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -46,8 +47,9 @@ func (f *FileSource) Run(ctx context.Context, update func(State)) error {
 		}
 		if err == nil && !bytes.Equal(data, last) {
 			var st State
-			st, err = f.build(data)
+			st, err = f.build(data, incumbents)
 			if err == nil {
+				incumbents = st.Incumbents()
 				last = data
 				lastErr = ""
 				logState(log, f.Self, st)
@@ -66,12 +68,12 @@ func (f *FileSource) Run(ctx context.Context, update func(State)) error {
 	}
 }
 
-func (f *FileSource) build(data []byte) (State, error) {
+func (f *FileSource) build(data []byte, incumbents map[string]bool) (State, error) {
 	nodes, err := ParseNodeList(data)
 	if err != nil {
 		return State{}, fmt.Errorf("%s: %w", f.Path, err)
 	}
-	return Build(Input{Self: f.Self, SelfKey: f.SelfKey, DefaultPort: f.DefaultPort, Nodes: nodes}), nil
+	return Build(Input{Self: f.Self, SelfKey: f.SelfKey, DefaultPort: f.DefaultPort, Nodes: nodes, Incumbents: incumbents}), nil
 }
 
 func logState(log *zap.Logger, self string, st State) {

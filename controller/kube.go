@@ -249,7 +249,11 @@ func (r *kubeRun) rebuild(ctx context.Context) {
 	if def == 0 {
 		def = r.s.ListenPort
 	}
-	st := Build(Input{Self: r.s.Self, SelfKey: r.s.SelfKey, DefaultPort: def, Nodes: nodes})
+	in := Input{Self: r.s.Self, SelfKey: r.s.SelfKey, DefaultPort: def, Nodes: nodes}
+	if r.last != nil {
+		in.Incumbents = r.last.Incumbents()
+	}
+	st := Build(in)
 	r.reportRejections(nodes, st.Rejected)
 	if r.last != nil && reflect.DeepEqual(*r.last, st) {
 		return

@@ -42,11 +42,16 @@ type Input struct {
 	SelfKey     string // this agent's own public key, base64
 	DefaultPort uint16
 	Nodes       []*corev1.Node
+	// Incumbents are the nodes that were peers in the previous state. On a
+	// creation-time tie (timestamps have one-second resolution) they win
+	// over newcomers, so a Node created in the same second as an
+	// established one cannot take its pod CIDRs or key by its name.
+	Incumbents map[string]bool
 }
 
 // Build validates every Node and returns the desired state. Conflicts are
 // settled by age: this node's own claims first, then older Nodes
-// (creationTimestamp, then name), so a newcomer can never take over pod CIDRs
+// (creationTimestamp, then incumbents, then name), so a newcomer can never take over pod CIDRs
 // or a key that an established node already holds. Each rejected Node is
 // reported and skipped; it never affects the others.
 //
@@ -77,6 +82,12 @@ func Build(in Input) State {
 		}
 		if c := a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time); c != 0 {
 			return c
+		}
+		if ia, ib := in.Incumbents[a.Name], in.Incumbents[b.Name]; ia != ib {
+			if ia {
+				return -1
+			}
+			return 1
 		}
 		return cmp.Compare(a.Name, b.Name)
 	})
@@ -153,4 +164,13 @@ func Build(in Input) State {
 		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Reason, b.Reason))
 	})
 	return st
+}
+
+// Incumbents returns the names of st's peers, for the next Build.
+func (st State) Incumbents() map[string]bool {
+	m := make(map[string]bool, len(st.Peers))
+	for _, p := range st.Peers {
+		m[p.Name] = true
+	}
+	return m
 }

@@ -22,6 +22,10 @@ type Config struct {
 	Mark        uint32 // bits set on marked packets (must be non-zero and ⊆ Mask)
 	Mask        uint32 // the mark bits crosswire owns
 	TunnelIface string // wireguard TUN name, e.g. "crosswire0"
+	// Strict adds the ingress drop rules (CommentStrictIngress4/6): a
+	// packet from a remote pod CIDR to a local pod that did not come out of
+	// the tunnel was sent in clear and is dropped.
+	Strict bool
 }
 
 // withDefaults fills the fields that have a documented default.

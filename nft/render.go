@@ -24,11 +24,13 @@ const (
 // Rule comments double as stable rule identities: Drift matches rules by
 // them and Counters keys by them. Keep them below 128 bytes (nft's limit).
 const (
-	CommentTunnelIngress = "crosswire: mark decrypted packets from the tunnel so strict rp_filter (src_valid_mark) finds the tunnel route"
-	CommentEgress4       = "crosswire: local pod -> remote pod (IPv4): route into the WireGuard tunnel"
-	CommentEgress6       = "crosswire: local pod -> remote pod (IPv6): route into the WireGuard tunnel"
-	CommentMSSClamp4     = "crosswire: clamp the MSS of TCP SYNs entering the tunnel to its route MTU (IPv4)"
-	CommentMSSClamp6     = "crosswire: clamp the MSS of TCP SYNs entering the tunnel to its route MTU (IPv6)"
+	CommentTunnelIngress  = "crosswire: mark decrypted packets from the tunnel so strict rp_filter (src_valid_mark) finds the tunnel route"
+	CommentEgress4        = "crosswire: local pod -> remote pod (IPv4): route into the WireGuard tunnel"
+	CommentEgress6        = "crosswire: local pod -> remote pod (IPv6): route into the WireGuard tunnel"
+	CommentStrictIngress4 = "crosswire: strict: drop remote pod -> local pod (IPv4) that did not come through the tunnel (sent in clear)"
+	CommentStrictIngress6 = "crosswire: strict: drop remote pod -> local pod (IPv6) that did not come through the tunnel (sent in clear)"
+	CommentMSSClamp4      = "crosswire: clamp the MSS of TCP SYNs entering the tunnel to its route MTU (IPv4)"
+	CommentMSSClamp6      = "crosswire: clamp the MSS of TCP SYNs entering the tunnel to its route MTU (IPv6)"
 )
 
 // PriorityPrerouting is dstnat+10: after kube-proxy's Service DNAT (dstnat),
@@ -148,25 +150,63 @@ func addrSet(name, comment string, kt nftables.SetDatatype, ps []netip.Prefix) S
 }
 
 func preroutingChain(cfg Config) ChainSpec {
+	rules := []RuleSpec{{
+		Comment: CommentTunnelIngress,
+		Exprs:   concat(matchIifname(cfg.TunnelIface), counterAndMark(cfg)),
+	}}
+	if cfg.Strict {
+		rules = append(rules, strictIngressRules(cfg)...)
+	}
+	rules = append(rules, egressRules(cfg)...)
 	return ChainSpec{
 		Name:     ChainPrerouting,
 		Type:     nftables.ChainTypeFilter,
 		Hook:     *nftables.ChainHookPrerouting,
 		Priority: PriorityPrerouting,
 		Policy:   nftables.ChainPolicyAccept,
-		Rules: []RuleSpec{
-			{
-				Comment: CommentTunnelIngress,
-				Exprs:   concat(matchIifname(cfg.TunnelIface), counterAndMark(cfg)),
-			},
-			{
-				Comment: CommentEgress4,
-				Exprs:   concat(matchNfproto(unix.NFPROTO_IPV4), lookupAddr(ipv4Saddr, SetLocal4), lookupAddr(ipv4Daddr, SetRemote4), counterAndMark(cfg)),
-			},
-			{
-				Comment: CommentEgress6,
-				Exprs:   concat(matchNfproto(unix.NFPROTO_IPV6), lookupAddr(ipv6Saddr, SetLocal6), lookupAddr(ipv6Daddr, SetRemote6), counterAndMark(cfg)),
-			},
+		Rules:    rules,
+	}
+}
+
+// strictIngressRules drop what strict mode forbids on the way in:
+// `meta nfproto ipv4 iifname != "<tunnel>" ip saddr @remote4 ip daddr
+// @local4 counter drop`, and the same for IPv6. Placement, in prerouting at
+// dstnat+10:
+//   - after kube-proxy's DNAT, so a plaintext packet addressed to a Service
+//     VIP whose backend is a local pod is judged by that pod's address, and
+//     dropped like one sent to the pod directly; encrypted traffic that the
+//     remote node DNATed before sealing it arrives through the tunnel and is
+//     exempt like all decrypted traffic;
+//   - decrypted packets come out of the tunnel device and are exempt by
+//     iifname; the tunnel's own UDP has node addresses, not pod ones;
+//   - local pods' traffic has a local source, never in @remote4/6;
+//   - ICMP errors from other nodes (fragmentation needed) carry the node's
+//     address as source and still pass.
+//
+// Before the egress rules, which a packet with a remote source never
+// matches anyway.
+func strictIngressRules(cfg Config) []RuleSpec {
+	return []RuleSpec{
+		{
+			Comment: CommentStrictIngress4,
+			Exprs:   concat(matchNfproto(unix.NFPROTO_IPV4), notIifname(cfg.TunnelIface), lookupAddr(ipv4Saddr, SetRemote4), lookupAddr(ipv4Daddr, SetLocal4), counterAndDrop()),
+		},
+		{
+			Comment: CommentStrictIngress6,
+			Exprs:   concat(matchNfproto(unix.NFPROTO_IPV6), notIifname(cfg.TunnelIface), lookupAddr(ipv6Saddr, SetRemote6), lookupAddr(ipv6Daddr, SetLocal6), counterAndDrop()),
+		},
+	}
+}
+
+func egressRules(cfg Config) []RuleSpec {
+	return []RuleSpec{
+		{
+			Comment: CommentEgress4,
+			Exprs:   concat(matchNfproto(unix.NFPROTO_IPV4), lookupAddr(ipv4Saddr, SetLocal4), lookupAddr(ipv4Daddr, SetRemote4), counterAndMark(cfg)),
+		},
+		{
+			Comment: CommentEgress6,
+			Exprs:   concat(matchNfproto(unix.NFPROTO_IPV6), lookupAddr(ipv6Saddr, SetLocal6), lookupAddr(ipv6Daddr, SetRemote6), counterAndMark(cfg)),
 		},
 	}
 }
@@ -188,6 +228,20 @@ func matchIifname(name string) []expr.Any {
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data},
 	}
+}
+
+// notIifname is `iifname != "<name>"`.
+func notIifname(name string) []expr.Any {
+	data := make([]byte, unix.IFNAMSIZ)
+	copy(data, name)
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: data},
+	}
+}
+
+func counterAndDrop() []expr.Any {
+	return []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}
 }
 
 // matchNfproto restricts an inet-family rule to one L3 protocol, so the

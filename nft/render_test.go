@@ -253,3 +253,81 @@ func TestBindSetsDoesNotMutateRender(t *testing.T) {
 		t.Fatal("bindSets accepted an unknown set")
 	}
 }
+
+func TestRenderStrictRules(t *testing.T) {
+	cfg := validConfig()
+	plain, err := Render(cfg, testState())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Strict = true
+	rs, err := Render(cfg, testState())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Strict adds two rules between the tunnel rule and the egress rules
+	// and changes nothing else.
+	wantOrder := []string{CommentTunnelIngress, CommentStrictIngress4, CommentStrictIngress6, CommentEgress4, CommentEgress6}
+	var got []string
+	for _, r := range rs.Chain(ChainPrerouting).Rules {
+		got = append(got, r.Comment)
+	}
+	if !slices.Equal(got, wantOrder) {
+		t.Fatalf("strict prerouting rules %q, want %q", got, wantOrder)
+	}
+	for _, r := range plain.Chain(ChainPrerouting).Rules {
+		if r.Comment == CommentStrictIngress4 || r.Comment == CommentStrictIngress6 {
+			t.Errorf("non-strict table has rule %q", r.Comment)
+		}
+	}
+	if !reflect.DeepEqual(plain.Sets, rs.Sets) || !reflect.DeepEqual(plain.Chain(ChainForward), rs.Chain(ChainForward)) {
+		t.Error("strict changed sets or the forward chain")
+	}
+
+	notTunnel := make([]byte, 16)
+	copy(notTunnel, "crosswire0")
+	drop := []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}
+	want := []RuleSpec{
+		{
+			Comment: "crosswire: strict: drop remote pod -> local pod (IPv4) that did not come through the tunnel (sent in clear)",
+			Exprs: append([]expr.Any{
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: notTunnel},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+				&expr.Lookup{SourceRegister: 1, SetName: "remote4"},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+				&expr.Lookup{SourceRegister: 1, SetName: "local4"},
+			}, drop...),
+		},
+		{
+			Comment: "crosswire: strict: drop remote pod -> local pod (IPv6) that did not come through the tunnel (sent in clear)",
+			Exprs: append([]expr.Any{
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: notTunnel},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+				&expr.Lookup{SourceRegister: 1, SetName: "remote6"},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
+				&expr.Lookup{SourceRegister: 1, SetName: "local6"},
+			}, drop...),
+		},
+	}
+	rules := rs.Chain(ChainPrerouting).Rules
+	for i, w := range want {
+		g := rules[i+1]
+		if g.Comment != w.Comment {
+			t.Errorf("strict rule %d comment %q, want %q", i, g.Comment, w.Comment)
+		}
+		if !reflect.DeepEqual(g.Exprs, w.Exprs) {
+			t.Errorf("strict rule %d exprs:\n got %#v\nwant %#v", i, g.Exprs, w.Exprs)
+		}
+	}
+	// The other rules are those of the non-strict table, exactly.
+	pr := plain.Chain(ChainPrerouting).Rules
+	if !reflect.DeepEqual(rules[0], pr[0]) || !reflect.DeepEqual(rules[3:], pr[1:]) {
+		t.Error("strict changed the marking rules")
+	}
+}

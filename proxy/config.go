@@ -18,6 +18,11 @@ type Config struct {
 	// ResyncInterval is how often kernel state is compared with desired
 	// state and repaired.
 	ResyncInterval time.Duration
+	// Strict routes a remote node's pod CIDRs into the tunnel as soon as
+	// the node is known, before it has a key: until the peer exists
+	// WireGuard (and the blackhole behind it) drops that traffic instead of
+	// sending it in clear. The matching ingress drop is nft.Config.Strict.
+	Strict bool
 }
 
 // Validate rejects configurations that would misroute traffic.

@@ -12,7 +12,9 @@ import (
 type Peer struct {
 	Name string
 	// PublicKey is zero while the node has not published a key; such a peer
-	// gets no tunnel, so its pods stay on the plain route.
+	// gets no WireGuard peer. Its pods stay on the plain route, or in strict
+	// mode are marked and routed into the tunnel anyway, where nothing
+	// accepts them: dropped, never sent in clear.
 	PublicKey wgtun.Key
 	Endpoint  netip.AddrPort
 	PodCIDRs  []netip.Prefix
@@ -22,14 +24,19 @@ type Peer struct {
 type Desired struct {
 	Local []netip.Prefix
 	Peers []Peer
+
+	// strict is Config.Strict, set by Engine.Update: keyless peers' pod
+	// CIDRs are remote too.
+	strict bool
 }
 
 // remote lists the pod CIDRs that must be marked and routed into the
-// tunnel, sorted and without duplicates.
+// tunnel (with the blackhole behind), sorted and without duplicates: those
+// of peers with a key, and in strict mode those of every known peer.
 func (d *Desired) remote() []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range d.Peers {
-		if p.PublicKey.IsZero() {
+		if p.PublicKey.IsZero() && !d.strict {
 			continue
 		}
 		out = append(out, p.PodCIDRs...)

@@ -33,6 +33,7 @@ type Engine struct {
 	mu      sync.Mutex
 	desired *Desired
 	status  Status
+	onApply func(ApplyResult) // status.go: OnApply
 
 	// Owned by the Run goroutine.
 	applied      *appliedState
@@ -81,6 +82,7 @@ func (e *Engine) Update(d Desired) {
 	peers := slices.Clone(d.Peers)
 	slices.SortFunc(peers, func(a, b Peer) int { return compareString(a.Name, b.Name) })
 	d.Peers = peers
+	d.strict = e.cfg.Strict
 	e.mu.Lock()
 	e.desired = &d
 	e.status.Peers = peerStatus(d.Peers)
@@ -212,10 +214,10 @@ func (e *Engine) applyIncremental(d *Desired) error {
 // only after the table stopped marking their prefixes.
 func (e *Engine) applyFull(d *Desired) ([]string, error) {
 	var repairs []string
-	changed, err := e.sysctls()
-	if err != nil {
-		return repairs, err
-	}
+	// A sysctl that cannot be written (a read-only /proc/sys in an
+	// unprivileged container) must not hold back the rest of the datapath:
+	// it is reported after everything else is in place.
+	changed, sysctlErr := e.sysctls()
 	for _, c := range changed {
 		repairs = append(repairs, "sysctl "+c)
 	}
@@ -267,6 +269,9 @@ func (e *Engine) applyFull(d *Desired) ([]string, error) {
 		if err := e.router.DelRoutes(stale); err != nil {
 			return repairs, fmt.Errorf("remove stale routes: %w", err)
 		}
+	}
+	if sysctlErr != nil {
+		return repairs, fmt.Errorf("sysctls: %w", sysctlErr)
 	}
 	return repairs, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,5 +237,21 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := testCfg.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSysctlFailureDoesNotHoldBackTheDatapath(t *testing.T) {
+	w := newWorld()
+	e, err := New(testCfg, Deps{Rules: fakeRules{w}, Tunnel: fakeTunnel{w}, Router: fakeRouter{w},
+		Sysctls: func() ([]string, error) { return nil, errors.New("read-only file system") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Update(desired(peerB()))
+	if err := e.reconcile(false); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("sysctl error not reported: %v", err)
+	}
+	if !w.table || !w.rule || len(w.routes) != 1 || len(w.peers) != 1 {
+		t.Fatalf("datapath held back by a sysctl: table %v rule %v routes %v peers %d", w.table, w.rule, w.routes, len(w.peers))
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/crosswire/crosswire/wgtun"
 )
 
 // Status is the engine's view for operators and tests.
@@ -21,21 +23,57 @@ type Status struct {
 	DriftRepairs uint64
 	LastRepairs  []string
 	Peers        []PeerStatus
+	// Rejected lists the Nodes left out of the desired state (SetRejected).
+	Rejected []Rejection
+}
+
+// Rejection is a Node the agent left out of the desired state, and why.
+type Rejection struct {
+	Node   string
+	Reason string
+}
+
+// ApplyResult describes one reconcile, for metrics (OnApply).
+type ApplyResult struct {
+	Full     bool // a full apply (first, resync, after an error), else incremental
+	Start    time.Time
+	Duration time.Duration
+	Err      error
+	// Drift is true when the apply repaired drift (not counted when the
+	// first apply adopts what a previous agent left).
+	Drift bool
+}
+
+// SetRejected records the Nodes the agent rejected, for the status. Call it
+// with every new desired state (nil when none are rejected).
+func (e *Engine) SetRejected(r []Rejection) {
+	e.mu.Lock()
+	e.status.Rejected = slices.Clone(r)
+	e.mu.Unlock()
+}
+
+// OnApply registers fn to be called after every reconcile, on the engine's
+// goroutine (keep it fast). Call it before Run.
+func (e *Engine) OnApply(fn func(ApplyResult)) {
+	e.mu.Lock()
+	e.onApply = fn
+	e.mu.Unlock()
 }
 
 // PeerStatus is one peer as configured.
 type PeerStatus struct {
-	Name     string
-	HasKey   bool
-	Endpoint netip.AddrPort
-	PodCIDRs []netip.Prefix
+	Name      string
+	HasKey    bool
+	PublicKey wgtun.Key // zero while the node has no key
+	Endpoint  netip.AddrPort
+	PodCIDRs  []netip.Prefix
 }
 
 func peerStatus(peers []Peer) []PeerStatus {
 	out := make([]PeerStatus, 0, len(peers))
 	for _, p := range peers {
 		out = append(out, PeerStatus{
-			Name: p.Name, HasKey: !p.PublicKey.IsZero(),
+			Name: p.Name, HasKey: !p.PublicKey.IsZero(), PublicKey: p.PublicKey,
 			Endpoint: p.Endpoint, PodCIDRs: slices.Clone(p.PodCIDRs),
 		})
 	}
@@ -49,6 +87,7 @@ func (e *Engine) Status() Status {
 	s := e.status
 	s.Peers = slices.Clone(s.Peers)
 	s.LastRepairs = slices.Clone(s.LastRepairs)
+	s.Rejected = slices.Clone(s.Rejected)
 	return s
 }
 
@@ -71,7 +110,14 @@ func (e *Engine) record(start time.Time, full bool, repairs []string, err error)
 		e.status.DriftRepairs++
 		e.status.LastRepairs = repairs
 	}
+	onApply := e.onApply
 	e.mu.Unlock()
+	if onApply != nil {
+		// record runs before reconcile updates e.applied: nil here means
+		// this apply was a full one whatever the caller asked for.
+		onApply(ApplyResult{Full: full || e.applied == nil, Start: start, Duration: dur, Err: err,
+			Drift: len(repairs) > 0 && !adopting})
+	}
 
 	switch {
 	case len(repairs) > 0 && adopting:

@@ -142,3 +142,31 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// SecureKeyDir makes sure dir, the directory of the key file, exists and
+// is private (0700): it is created so if missing, and tightened to 0700 if
+// group or others have any access. It returns the permissions dir had
+// before and whether it changed them, so the caller can log it. A
+// directory with the sticky bit (a shared one such as /tmp) is not crosswire's
+// to change: it is left alone and reported with changed false; the key
+// file itself stays 0600 either way.
+func SecureKeyDir(dir string) (before fs.FileMode, changed bool, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, false, fmt.Errorf("create key directory %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return 0, false, fmt.Errorf("stat key directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return 0, false, fmt.Errorf("key directory %s is not a directory (%s)", dir, fi.Mode())
+	}
+	before = fi.Mode().Perm()
+	if before&0o077 == 0 || fi.Mode()&fs.ModeSticky != 0 {
+		return before, false, nil
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return before, false, fmt.Errorf("tighten key directory %s mode %v to 0700: %w", dir, before, err)
+	}
+	return before, true, nil
+}

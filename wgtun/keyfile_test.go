@@ -105,3 +105,52 @@ func TestLoadOrCreateKeyRejectsDirectory(t *testing.T) {
 		t.Fatal("directory accepted as key file")
 	}
 }
+
+func TestSecureKeyDir(t *testing.T) {
+	root := t.TempDir()
+
+	missing := filepath.Join(root, "new", "state")
+	if _, changed, err := SecureKeyDir(missing); err != nil || changed {
+		t.Fatalf("missing dir: changed %v, %v", changed, err)
+	}
+	if fi, err := os.Stat(missing); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("created dir mode %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+
+	loose := filepath.Join(root, "loose")
+	if err := os.Mkdir(loose, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(loose, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before, changed, err := SecureKeyDir(loose)
+	if err != nil || !changed || before != 0o755 {
+		t.Fatalf("loose dir: before %v changed %v, %v; want 0755 true", before, changed, err)
+	}
+	if fi, _ := os.Stat(loose); fi.Mode().Perm() != 0o700 {
+		t.Fatalf("loose dir now %v, want 0700", fi.Mode().Perm())
+	}
+	if _, changed, err := SecureKeyDir(loose); err != nil || changed {
+		t.Fatalf("second call: changed %v, %v", changed, err)
+	}
+
+	shared := filepath.Join(root, "shared")
+	if err := os.Mkdir(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if _, changed, err := SecureKeyDir(shared); err != nil || changed {
+		t.Fatalf("sticky dir: changed %v, %v; want left alone", changed, err)
+	}
+
+	file := filepath.Join(root, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := SecureKeyDir(file); err == nil {
+		t.Fatal("a file was accepted as key directory")
+	}
+}

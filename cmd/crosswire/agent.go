@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os/signal"
 	"syscall"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/crosswire/crosswire/agentstatus"
 	"github.com/crosswire/crosswire/controller"
 	"github.com/crosswire/crosswire/nft"
 	"github.com/crosswire/crosswire/proxy"
@@ -38,6 +40,8 @@ func newAgentCommand() *cobra.Command {
 	fs.DurationVar(&o.resync, "resync-interval", o.resync, "how often kernel state is checked and repaired")
 	fs.IntVar(&o.keepalive, "keepalive", o.keepalive, "WireGuard persistent keepalive in seconds (0: off)")
 	fs.StringVar(&o.nodesFile, "nodes-file", o.nodesFile, "read Nodes from this Kubernetes NodeList (YAML or JSON) instead of the API server")
+	fs.BoolVar(&o.strict, "strict", o.strict, "fail closed for nodes without a key too: drop pod traffic to a known node until it has a key, and drop plaintext from remote pod CIDRs to local pods (see docs/design.md before enabling on a running cluster)")
+	o.serve.flags(fs)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "kubeconfig file for the API server (default: in-cluster service account); ignored with --nodes-file")
 	return cmd
 }
@@ -50,6 +54,9 @@ type nodeSource interface {
 
 func runAgent(ctx context.Context, o *options) error {
 	if err := o.validate(); err != nil {
+		return err
+	}
+	if err := o.serve.validate(); err != nil {
 		return err
 	}
 	if o.nodeName == "" {
@@ -71,6 +78,15 @@ func runAgent(ctx context.Context, o *options) error {
 		}
 	}
 
+	if before, changed, err := wgtun.SecureKeyDir(o.stateDir); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	} else if changed {
+		log.Warn("state directory was accessible to group or others; tightened to 0700",
+			zap.String("dir", o.stateDir), zap.String("was", before.String()))
+	} else if before&0o077 != 0 {
+		log.Warn("state directory is shared (sticky bit); left as is, the key file stays 0600",
+			zap.String("dir", o.stateDir), zap.String("mode", before.String()))
+	}
 	key, created, err := wgtun.LoadOrCreateKey(o.keyFile())
 	if err != nil {
 		return fmt.Errorf("private key: %w", err)
@@ -106,9 +122,13 @@ func runAgent(ctx context.Context, o *options) error {
 	}
 	defer rules.Close()
 
+	// The engine reads the device on every full apply; each read also feeds
+	// the status's handshake tracker.
+	tracker := agentstatus.NewTracker()
+	observed := &agentstatus.ObservedDevice{Device: dev, Tracker: tracker, Timeout: o.serve.handshakeTimeout}
 	engine, err := proxy.New(o.proxyConfig(), proxy.Deps{
 		Rules:   rules,
-		Tunnel:  dev,
+		Tunnel:  observed,
 		Router:  proxy.NewNetlinkRouter(o.proxyConfig(), nil),
 		Sysctls: func() ([]string, error) { return proxy.EnsureSysctls("/proc/sys") },
 		Log:     log.Named("engine"),
@@ -116,6 +136,19 @@ func runAgent(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+
+	ob, err := o.serve.listen(engine, &agentstatus.Source{
+		Info: agentstatus.Info{
+			Node: o.nodeName, Interface: o.iface, PublicKey: key.PublicKey().String(),
+			ListenPort: dev.ListenPort(), MTU: mtu, Strict: o.proxyConfig().Strict,
+		},
+		Engine: engine, Tunnel: observed, Rules: rules, Tracker: tracker,
+		HandshakeTimeout: o.serve.handshakeTimeout,
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer ob.close()
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -141,12 +174,21 @@ func runAgent(ctx context.Context, o *options) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return engine.Run(gctx) })
+	if o.mtu == 0 {
+		w := &proxy.MTUWatcher{
+			Device: dev, Peers: engine.Peers, Interval: o.resync, Log: log.Named("mtu"),
+			Underlay: func(eps []netip.Addr) (int, error) { return proxy.UnderlayMTU(nil, eps) },
+		}
+		g.Go(func() error { return w.Run(gctx) })
+	}
+	ob.serve(gctx, g)
 	g.Go(func() error {
 		return src.Run(gctx, func(st controller.State) {
 			d, bad := desiredFromState(st)
 			for _, b := range bad {
 				log.Warn("node rejected", zap.String("peer", b.Node), zap.String("reason", b.Reason))
 			}
+			engine.SetRejected(rejections(st.Rejected, bad))
 			engine.Update(d)
 		})
 	})

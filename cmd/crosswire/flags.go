@@ -33,6 +33,8 @@ type options struct {
 	logLevel     string
 	nodesFile    string
 	kubeconfig   string
+	serve        serveOptions // serve.go: metrics, health, status socket
+	strict       bool
 }
 
 func defaultOptions() options {
@@ -52,6 +54,7 @@ func defaultOptions() options {
 		resync:       30 * time.Second,
 		keepalive:    0,
 		logLevel:     "info",
+		serve:        defaultServeOptions(),
 	}
 }
 
@@ -72,11 +75,12 @@ func (o *options) proxyConfig() proxy.Config {
 		Table: o.table, RulePriority: o.rulePriority,
 		Mark: uint32(o.mark), Mask: uint32(o.mask),
 		TunnelIface: o.iface, ResyncInterval: o.resync,
+		Strict: o.strict,
 	}
 }
 
 func (o *options) nftConfig() nft.Config {
-	return nft.Config{Table: o.nftTable, Mark: uint32(o.mark), Mask: uint32(o.mask), TunnelIface: o.iface}
+	return nft.Config{Table: o.nftTable, Mark: uint32(o.mark), Mask: uint32(o.mask), TunnelIface: o.iface, Strict: o.strict}
 }
 
 func (o *options) keyFile() string { return filepath.Join(o.stateDir, "private.key") }

@@ -11,6 +11,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAgentCommand(), newCleanupCommand(), newPubkeyCommand())
+	root.AddCommand(newAgentCommand(), newCleanupCommand(), newPubkeyCommand(), newStatusCommand())
 	return root
 }

@@ -32,7 +32,10 @@ const (
 	DefaultSync = time.Second
 	// HostSocketDir is where `wg` looks for userspace devices.
 	HostSocketDir = "/var/run/wireguard"
-	convergeWait  = 20 * time.Second
+	// MetricsPort serves /metrics, /healthz and /readyz in every node's
+	// namespace (each has its own network stack).
+	MetricsPort  = 9763
+	convergeWait = 20 * time.Second
 )
 
 // Cluster is a netcluster with crosswire agents.
@@ -47,6 +50,14 @@ type Cluster struct {
 	// show` on the host lists every node (the demo). Tests leave it off
 	// and keep each node's socket in its own directory.
 	HostSockets bool
+	// IfaceName, when set, names node n's tunnel device (and so its UAPI
+	// socket) instead of the defaults above: the demo gives each run its
+	// own names, since HostSockets shares one socket directory.
+	IfaceName func(n *netcluster.Node) string
+	// AgentFlags, when set, replaces the flags AgentArgs puts after the
+	// node name and the Node source (the demo passes the Helm chart's);
+	// ExtraArgs still follow.
+	AgentFlags func(n *netcluster.Node) []string
 	// Kube, when set, makes agents read Nodes from an API server instead
 	// of NodesFile.
 	Kube   *KubeSource
@@ -176,6 +187,9 @@ func (cw *Cluster) AgentArgs(n *netcluster.Node) []string {
 		source = []string{"--kubeconfig", cw.Kube.Kubeconfigs[n.Name]}
 	}
 	args := append([]string{cw.Bin, "agent", "--node-name", n.Name}, source...)
+	if cw.AgentFlags != nil {
+		return append(append(args, cw.AgentFlags(n)...), cw.ExtraArgs...)
+	}
 	return append(append(args,
 		"--state-dir", n.StateDir,
 		"--socket-dir", cw.SocketDir(n),
@@ -183,11 +197,23 @@ func (cw *Cluster) AgentArgs(n *netcluster.Node) []string {
 		"--listen-port", fmt.Sprint(ListenPort),
 		"--resync-interval", cw.Resync.String(),
 		"--log-level", "debug",
+		"--status-socket", cw.StatusSocket(n),
+		"--metrics-port", fmt.Sprint(MetricsPort),
 	), cw.ExtraArgs...)
+}
+
+// StatusSocket is node n's agent status socket (`crosswire status
+// --status-socket`). No .sock suffix: `wg show all` would take it for a
+// WireGuard device.
+func (cw *Cluster) StatusSocket(n *netcluster.Node) string {
+	return filepath.Join(n.SocketDir, "crosswire-status")
 }
 
 // Iface is node n's tunnel device name.
 func (cw *Cluster) Iface(n *netcluster.Node) string {
+	if cw.IfaceName != nil {
+		return cw.IfaceName(n)
+	}
 	if cw.HostSockets {
 		return "cw-" + n.Name
 	}

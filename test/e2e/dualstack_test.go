@@ -126,3 +126,32 @@ func TestIPv6UnderlayCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv6OnlyCluster: pods and underlay are IPv6 only (no IPv4 anywhere
+// between nodes): pod traffic is encrypted and same-node traffic unmarked.
+func TestIPv6OnlyCluster(t *testing.T) {
+	e := newEnv(t, netcluster.Options{Nodes: 2, PodsPerNode: 2, Pods: netcluster.IPv6, Underlay: netcluster.IPv6})
+	c := e.c
+	n1 := c.Nodes[0]
+	before := markCounters(t, n1)[nft.CommentEgress6]
+	cp := c.StartCapture(t)
+	podTraffic(t, c, 9700, ip6)
+	counts, err := cp.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("underlay: %s", counts)
+	if counts.Plaintext != 0 || counts.WireGuard == 0 {
+		t.Errorf("underlay: %s; want no plaintext pod packet and WireGuard", counts)
+	}
+	if after := markCounters(t, n1)[nft.CommentEgress6]; after <= before {
+		t.Errorf("IPv6 egress counter did not move: %d -> %d", before, after)
+	}
+	before = markCounters(t, n1)[nft.CommentEgress6]
+	if err := n1.Pods[0].Ping(n1.Pods[1].IP6, 3); err != nil {
+		t.Fatalf("same-node IPv6 ping: %v", err)
+	}
+	if after := markCounters(t, n1)[nft.CommentEgress6]; after != before {
+		t.Errorf("same-node IPv6 marked: %d -> %d", before, after)
+	}
+}

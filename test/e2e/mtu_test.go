@@ -87,22 +87,27 @@ func blackHoleDrops(t *testing.T, n *netcluster.Node) int {
 
 // TestPathMTUErrorReachesSender: traffic that TCP's clamp cannot help (ICMP
 // here, UDP alike) learns the tunnel's MTU the standard way: the node refuses
-// the packet with ICMP "fragmentation needed" (mtu 1420), which crosswire's
-// rules let through, and the sender reports it instead of hanging.
+// the packet with ICMP "fragmentation needed" (mtu 1440: a 1500 underlay
+// minus WireGuard's IPv4 overhead, once the agent sized the tunnel from its
+// peers' routes), which crosswire's rules let through, and the sender
+// reports it instead of hanging.
 func TestPathMTUErrorReachesSender(t *testing.T) {
 	e := newEnv(t, netcluster.Options{Nodes: 2, PodsPerNode: 1})
 	src, dst := e.c.Nodes[0].Pods[0], e.c.Nodes[1].Pods[0]
+	for _, n := range e.c.Nodes {
+		eventually(t, 3*resync+2*time.Second, n.Name+" tunnel MTU", wantMTU(n, 1440))
+	}
 
 	out, err := netcluster.Exec(src.NS, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-M", "do", "-s", "1472", dst.IP.String())
 	if err == nil {
-		t.Fatalf("1500-byte DF ping through a 1420 tunnel succeeded: %s", out)
+		t.Fatalf("1500-byte DF ping through a 1440 tunnel succeeded: %s", out)
 	}
-	if !strings.Contains(out, "mtu = 1420") && !strings.Contains(out, "mtu=1420") {
+	if !strings.Contains(out, "mtu = 1440") && !strings.Contains(out, "mtu=1440") {
 		t.Fatalf("sender was not told the tunnel MTU: %s", out)
 	}
 	t.Logf("1500-byte DF ping: %s", lastLines(out, 3))
 	// The largest packet that fits the tunnel, and a smaller one, pass.
-	for _, size := range []string{"1392", "1300"} {
+	for _, size := range []string{"1412", "1300"} {
 		if out, err := netcluster.Exec(src.NS, "ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", size, dst.IP.String()); err != nil {
 			t.Errorf("%s-byte DF ping: %v: %s", size, err, out)
 		}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -22,17 +21,28 @@ func (c *Cluster) build() error {
 	c.mu.Lock()
 	c.Root = root
 	c.mu.Unlock()
-	for _, n := range c.Nodes {
-		n.StateDir = filepath.Join(root, n.Name, "state")
-		n.SocketDir = filepath.Join(root, n.Name, "run")
-		for _, d := range []string{n.StateDir, n.SocketDir} {
-			if err := os.MkdirAll(d, 0o700); err != nil {
-				return fmt.Errorf("node dir: %w", err)
-			}
+	if err := c.addNamespaces(c.Underlay); err != nil {
+		return err
+	}
+	if err := ipBatch(c.Underlay, underlayCommands()); err != nil {
+		return fmt.Errorf("underlay: %w", err)
+	}
+	if c.DropPacketTooBig {
+		if _, err := ExecInput(c.Underlay, []byte(dropPacketTooBigRules("bridge", "forward")), "nft", "-f", "-"); err != nil {
+			return fmt.Errorf("underlay ICMP black hole: %w", err)
 		}
 	}
+	for _, n := range c.Nodes {
+		if err := c.buildNode(n); err != nil {
+			return fmt.Errorf("%s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
 
-	for _, ns := range c.Namespaces() {
+// addNamespaces creates namespaces, recording each for Close.
+func (c *Cluster) addNamespaces(names ...string) error {
+	for _, ns := range names {
 		if _, err := run(nil, "ip", "netns", "add", ns); err != nil {
 			return err
 		}
@@ -47,72 +57,78 @@ func (c *Cluster) build() error {
 			}
 		}
 	}
+	return nil
+}
+
+// buildNode creates one node, its pods and its underlay port; build runs
+// it for every node and AddNodes for nodes joining a running cluster.
+func (c *Cluster) buildNode(n *Node) error {
+	c.nodeDirs(n)
+	for _, d := range []string{n.StateDir, n.SocketDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("node dir: %w", err)
+		}
+	}
+	names := []string{n.NS}
+	for _, p := range n.Pods {
+		names = append(names, p.NS)
+	}
+	if err := c.addNamespaces(names...); err != nil {
+		return err
+	}
 	// Both ends of each veth are created straight in their namespaces, so
 	// nothing ever appears in the root namespace, where names could clash
 	// with another run.
-	if err := ipBatch("", c.vethCommands()); err != nil {
+	if err := ipBatch("", c.vethCommands(n)); err != nil {
 		return fmt.Errorf("veths: %w", err)
 	}
-	if err := ipBatch(c.Underlay, c.underlayCommands()); err != nil {
-		return fmt.Errorf("underlay: %w", err)
+	if err := ipBatch(c.Underlay, []string{
+		fmt.Sprintf("link set n%d mtu %d", n.Index, c.UnderlayMTU),
+		fmt.Sprintf("link set n%d master br0", n.Index),
+		fmt.Sprintf("link set n%d up", n.Index),
+	}); err != nil {
+		return fmt.Errorf("underlay port: %w", err)
+	}
+	if err := ipBatch(n.NS, c.nodeCommands(n)); err != nil {
+		return err
+	}
+	if _, err := Exec(n.NS, append([]string{"sysctl", "-q", "-w"}, c.nodeSysctls(n)...)...); err != nil {
+		return fmt.Errorf("sysctls: %w", err)
+	}
+	if c.PodStack.Has4() { // the Service VIP is IPv4
+		if _, err := ExecInput(n.NS, []byte(c.kubeProxyRules()), "nft", "-f", "-"); err != nil {
+			return fmt.Errorf("service rules: %w", err)
+		}
 	}
 	if c.DropPacketTooBig {
-		if _, err := ExecInput(c.Underlay, []byte(dropPacketTooBigRules("bridge", "forward")), "nft", "-f", "-"); err != nil {
-			return fmt.Errorf("underlay ICMP black hole: %w", err)
+		if _, err := ExecInput(n.NS, []byte(dropPacketTooBigRules("inet", "output", "forward")), "nft", "-f", "-"); err != nil {
+			return fmt.Errorf("ICMP black hole: %w", err)
 		}
 	}
-	for _, n := range c.Nodes {
-		if err := ipBatch(n.NS, c.nodeCommands(n)); err != nil {
-			return fmt.Errorf("%s: %w", n.Name, err)
-		}
-		if _, err := Exec(n.NS, append([]string{"sysctl", "-q", "-w"}, c.nodeSysctls(n)...)...); err != nil {
-			return fmt.Errorf("%s sysctls: %w", n.Name, err)
-		}
-		if c.PodStack.Has4() { // the Service VIP is IPv4
-			if _, err := ExecInput(n.NS, []byte(c.kubeProxyRules()), "nft", "-f", "-"); err != nil {
-				return fmt.Errorf("%s service rules: %w", n.Name, err)
-			}
-		}
-		if c.DropPacketTooBig {
-			if _, err := ExecInput(n.NS, []byte(dropPacketTooBigRules("inet", "output", "forward")), "nft", "-f", "-"); err != nil {
-				return fmt.Errorf("%s ICMP black hole: %w", n.Name, err)
-			}
-		}
-		for _, p := range n.Pods {
-			if err := ipBatch(p.NS, podCommands(p)); err != nil {
-				return fmt.Errorf("%s: %w", p.Name, err)
-			}
+	for _, p := range n.Pods {
+		if err := ipBatch(p.NS, podCommands(p)); err != nil {
+			return fmt.Errorf("%s: %w", p.Name, err)
 		}
 	}
 	return nil
 }
 
-func (c *Cluster) vethCommands() []string {
-	var cmds []string
-	for _, n := range c.Nodes {
-		cmds = append(cmds, fmt.Sprintf("link add %s netns %s type veth peer name n%d netns %s",
-			UnderlayDev, n.NS, n.Index, c.Underlay))
-		for _, p := range n.Pods {
-			cmds = append(cmds, fmt.Sprintf("link add eth0 netns %s type veth peer name %s netns %s",
-				p.NS, p.HostVeth, n.NS))
-		}
+func (c *Cluster) vethCommands(n *Node) []string {
+	cmds := []string{fmt.Sprintf("link add %s netns %s type veth peer name n%d netns %s",
+		UnderlayDev, n.NS, n.Index, c.Underlay)}
+	for _, p := range n.Pods {
+		cmds = append(cmds, fmt.Sprintf("link add eth0 netns %s type veth peer name %s netns %s",
+			p.NS, p.HostVeth, n.NS))
 	}
 	return cmds
 }
 
-func (c *Cluster) underlayCommands() []string {
-	cmds := []string{
+func underlayCommands() []string {
+	return []string{
 		"link set lo up",
 		"link add br0 type bridge",
 		"link set br0 up",
 	}
-	for _, n := range c.Nodes {
-		cmds = append(cmds,
-			fmt.Sprintf("link set n%d mtu %d", n.Index, c.UnderlayMTU),
-			fmt.Sprintf("link set n%d master br0", n.Index),
-			fmt.Sprintf("link set n%d up", n.Index))
-	}
-	return cmds
 }
 
 func (c *Cluster) nodeCommands(n *Node) []string {
