@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # build.sh compiles the real kube-apiserver, kubectl and etcd that the
-# integration tests (test/apiserver) run, into a per-version cache directory:
+# integration tests (test/apiserver) run, and the helm that the chart tests
+# (test/chart) run, into per-version cache directories:
 #
 #   ${CROSSWIRE_TOOLS:-/var/cache/crosswire/tools}/kube-v1.37.2-etcd-v3.7.3/
+#   ${CROSSWIRE_TOOLS:-/var/cache/crosswire/tools}/helm-v3.22.0/
 #
 # Building from source (instead of downloading release tarballs) keeps the
 # tests on the Go module proxy only. The versions come from this directory's
-# go.mod; the directory name below must match test/apiserver's default.
+# go.mod (kube, etcd) and helm/go.mod (helm, a separate module because its
+# k8s.io dependencies are older than k8s.io/kubernetes'); the directory names
+# below must match test/apiserver's and test/chart's defaults.
 #
 # Idempotent: a binary that exists and reports its version is not rebuilt.
 # Atomic: each binary is built to a temporary file and renamed into place, so
@@ -15,9 +19,12 @@ set -euo pipefail
 
 KUBE_VERSION=v1.37.2
 ETCD_VERSION=v3.7.3
+HELM_VERSION=v3.22.0
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-dest="${CROSSWIRE_TOOLS:-/var/cache/crosswire/tools}/kube-${KUBE_VERSION}-etcd-${ETCD_VERSION}"
+root="${CROSSWIRE_TOOLS:-/var/cache/crosswire/tools}"
+kube_dest="${root}/kube-${KUBE_VERSION}-etcd-${ETCD_VERSION}"
+helm_dest="${root}/helm-${HELM_VERSION}"
 
 # Fail early if go.mod and this script disagree about versions: the cache
 # directory name would then lie about what it holds.
@@ -27,8 +34,12 @@ for want in "k8s.io/kubernetes ${KUBE_VERSION}" "go.etcd.io/etcd/server/v3 ${ETC
 		exit 1
 	fi
 done
+if ! grep -q "^require helm.sh/helm/v3 ${HELM_VERSION}\$" "${here}/helm/go.mod"; then
+	echo "build.sh: ${here}/helm/go.mod does not require helm.sh/helm/v3 ${HELM_VERSION}; update HELM_VERSION" >&2
+	exit 1
+fi
 
-mkdir -p "${dest}"
+mkdir -p "${kube_dest}" "${helm_dest}"
 
 # The version stamps kube's own build (hack/lib/version.sh) would set; without
 # them kube-apiserver reports v0.0.0-master and kubectl warns about skew.
@@ -42,17 +53,33 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 	kube_ldflags+=" -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
 done
 
+# The stamps helm's own Makefile sets: its version, and the Kubernetes version
+# `helm template` and `helm lint` assume without a cluster (client-go's minor
+# plus 1.x, as the Makefile derives it from go.mod).
+helm_kube_minor="$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "${here}/helm/go.mod")"
+if [[ -z "${helm_kube_minor}" ]]; then
+	echo "build.sh: cannot find k8s.io/client-go in ${here}/helm/go.mod" >&2
+	exit 1
+fi
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+helm_ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+	helm_ldflags+=" -X ${pkg}.k8sVersionMajor=1 -X ${pkg}.k8sVersionMinor=${helm_kube_minor}"
+done
+
 # runs BINARY: prints its version (kubectl has no --version flag).
 runs() {
 	case "$(basename "$1")" in
 	kubectl | .kubectl.*) "$1" version --client ;;
+	helm | .helm.*) "$1" version --short ;;
 	*) "$1" --version ;;
 	esac 2>&1
 }
 
-# build NAME VERSION PACKAGE LDFLAGS [NOTE]
+# build DEST MODULE NAME VERSION PACKAGE LDFLAGS [NOTE]: builds PACKAGE of
+# the Go module in directory MODULE into DEST/NAME.
 build() {
-	local name="$1" version="$2" pkg="$3" ldflags="$4" note="${5:-}"
+	local dest="$1" module="$2" name="$3" version="$4" pkg="$5" ldflags="$6" note="${7:-}"
 	local out="${dest}/${name}"
 	if [[ -x "${out}" ]] && runs "${out}" >/dev/null; then
 		echo "${name} ${version}: up to date (${out})"
@@ -62,7 +89,7 @@ build() {
 	local tmp start
 	tmp="$(mktemp "${dest}/.${name}.XXXXXX")"
 	start=${SECONDS}
-	if ! (cd "${here}" && CGO_ENABLED=0 go build -trimpath -ldflags="${ldflags}" -o "${tmp}" "${pkg}"); then
+	if ! (cd "${module}" && CGO_ENABLED=0 go build -trimpath -ldflags="${ldflags}" -o "${tmp}" "${pkg}"); then
 		rm -f "${tmp}"
 		echo "build.sh: building ${name} failed" >&2
 		return 1
@@ -78,9 +105,12 @@ build() {
 }
 
 total=${SECONDS}
-build etcd "${ETCD_VERSION}" ./etcd "-s -w" "first time on this machine takes ~2 min on 2 cores"
-build kube-apiserver "${KUBE_VERSION}" k8s.io/kubernetes/cmd/kube-apiserver "${kube_ldflags}" \
+build "${kube_dest}" "${here}" etcd "${ETCD_VERSION}" ./etcd "-s -w" \
+	"first time on this machine takes ~2 min on 2 cores"
+build "${kube_dest}" "${here}" kube-apiserver "${KUBE_VERSION}" k8s.io/kubernetes/cmd/kube-apiserver "${kube_ldflags}" \
 	"first time on this machine takes ~8 min on 2 cores"
-build kubectl "${KUBE_VERSION}" k8s.io/kubernetes/cmd/kubectl "${kube_ldflags}" \
+build "${kube_dest}" "${here}" kubectl "${KUBE_VERSION}" k8s.io/kubernetes/cmd/kubectl "${kube_ldflags}" \
 	"first time ~3 min more; shares most of the kube-apiserver build"
-echo "tools ready in ${dest} ($((SECONDS - total))s)"
+build "${helm_dest}" "${here}/helm" helm "${HELM_VERSION}" helm.sh/helm/v3/cmd/helm "${helm_ldflags}" \
+	"first time on this machine takes ~1 min on 2 cores"
+echo "tools ready in ${kube_dest} and ${helm_dest} ($((SECONDS - total))s)"

@@ -1,0 +1,12 @@
+// Package chart tests the Helm chart in charts/crosswire: `helm lint`, the
+// rendered manifests parsed into typed Kubernetes objects (DaemonSet,
+// ServiceAccount, ClusterRole equal to controller.RBACRules, binding), every
+// value reaching its agent flag, the rendered flags accepted by the real
+// crosswire binary, the schema rejecting bad values, cleanup mode passing
+// exactly the agent's datapath flags, and `kubectl apply --dry-run=server`
+// against a real kube-apiserver (test/apiserver).
+//
+// helm is built from source by test/tools/build.sh into
+// $CROSSWIRE_TOOLS/helm-<version>/ (see HelmPath); the tests fail with the
+// build command when it is missing.
+package chart
