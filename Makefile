@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build tools test unit e2e bench lint clean demo demo-down
+.PHONY: all build tools test unit fuzz e2e bench lint clean demo demo-down demo-hint
 
 all: build
 
@@ -18,7 +18,7 @@ build:
 # Everything CI runs: the real kube-apiserver/etcd/kubectl (built once per
 # machine), lint, unit, privileged and API-server tests with -race, then the
 # network-namespace end-to-end tests.
-test: tools lint unit e2e
+test: tools lint unit fuzz e2e
 
 # kube-apiserver, etcd and kubectl from source, cached per version under
 # $(TOOLS) (first time ~12 min on 2 cores, then instant).
@@ -30,6 +30,16 @@ unit:
 
 e2e:
 	$(GO) test -count=1 -timeout 20m -v ./test/e2e/
+
+# Each fuzz target briefly beyond its seed corpus (the seeds also run in
+# unit). Crashers land in testdata/fuzz and fail the run.
+FUZZTIME ?= 5s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDiff$$' -fuzztime $(FUZZTIME) ./wgtun/
+	$(GO) test -run '^$$' -fuzz '^FuzzElements$$' -fuzztime $(FUZZTIME) ./nft/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseNodeList$$' -fuzztime $(FUZZTIME) ./controller/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePodCIDR$$' -fuzztime $(FUZZTIME) ./controller/
+	$(GO) test -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME) ./controller/
 
 # Benchmarks (root): ratios and latencies, never asserted in tests. Results
 # are written to results/ with the machine's load at the time.
@@ -48,12 +58,22 @@ $(STATICCHECK):
 	@echo "building staticcheck $(STATICCHECK_VERSION) into $(dir $@) (once per machine, ~20 s)"
 	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-# The main job: a 3-node cluster on this machine with crosswire on every node.
-demo: build
-	$(GO) run ./test/demo -bin $(BIN)/crosswire up
+# The main job: etcd + kube-apiserver and a 3-node namespace cluster on this
+# machine, crosswire on every node, each kind of flow shown with its
+# evidence; it stays up until demo-down. DEMO_FLAGS (e.g. -prefix cwx
+# -state /run/cwx) runs a second demo beside the first. About 10 s after
+# the first build; the first build of the tools takes ~12 min on 2 cores.
+DEMO_FLAGS ?=
+DEMO := CROSSWIRE_TOOLS=$(TOOLS) $(GO) run ./test/demo $(DEMO_FLAGS)
+
+demo: demo-hint build tools
+	@$(DEMO) -bin $(BIN)/crosswire up
 
 demo-down:
-	$(GO) run ./test/demo down
+	@$(DEMO) down
+
+demo-hint:
+	@ls $(TOOLS)/kube-*/kube-apiserver >/dev/null 2>&1 || echo "demo: first run builds kube-apiserver, etcd, kubectl and helm from source into $(TOOLS): ~12 min on 2 cores (once per machine; build.sh reports each binary as it finishes)"
 
 clean:
 	rm -rf $(BIN) results

@@ -11,4 +11,9 @@
 // generates per server: AddUser mints a certificate for any user and groups
 // at any time, with no restart. Authorization is Node,RBAC, so a new user is
 // denied everything until the test binds it a role.
+//
+// Programs outside tests (the demo) use Launch instead of Start: an explicit
+// directory, optionally processes that outlive the caller (Detached), and
+// later processes find the server again with Attach and stop it with
+// StopDir, both by that directory alone.
 package apiserver

@@ -55,11 +55,14 @@ func apiserverArgv(bin, dir, etcdURL string, bind netip.Addr, port int) []string
 // startAPIServer launches kube-apiserver with the saved arguments and waits
 // for /readyz.
 func (s *Server) startAPIServer() error {
-	p, err := startProcess("kube-apiserver", s.opts.NetNS, filepath.Join(s.Dir, "kube-apiserver.log"), s.apiArgv)
+	p, err := startProcess("kube-apiserver", s.opts.NetNS, filepath.Join(s.Dir, "kube-apiserver.log"), s.apiArgv, s.detached)
 	if err != nil {
 		return err
 	}
 	s.apiserver = p
+	if err := s.writePID(p); err != nil {
+		return err
+	}
 	return s.waitReady(p)
 }
 

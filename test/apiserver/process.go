@@ -31,7 +31,12 @@ type process struct {
 // Pdeathsig fires when the *thread* that forked the child exits, not the
 // process, so the fork happens on a goroutine that keeps its OS thread
 // locked until the child has exited.
-func startProcess(name, ns, logPath string, argv []string) (*process, error) {
+//
+// A detached child (Launch with Detached) instead starts its own session,
+// with no parent-death signal: it outlives this process, has no
+// controlling terminal whose hangup could reach it, and is stopped by
+// StopDir through its pid file.
+func startProcess(name, ns, logPath string, argv []string, detached bool) (*process, error) {
 	if ns != "" {
 		argv = append([]string{"ip", "netns", "exec", ns}, argv...)
 	}
@@ -47,6 +52,10 @@ func startProcess(name, ns, logPath string, argv []string) (*process, error) {
 	p.cmd.Stdout = logf
 	p.cmd.Stderr = logf
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if detached {
+		// A session leader leads its process group too (Setpgid would fail).
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 
 	started := make(chan error, 1)
 	go func() {

@@ -45,6 +45,8 @@ type Server struct {
 	apiserver *process
 	apiArgv   []string
 	stopped   bool
+	// detached processes survive this one (Launch with Detached).
+	detached bool
 }
 
 // Stop grace periods. kube-apiserver is killed outright: its graceful
@@ -83,42 +85,52 @@ func start(t testing.TB, o Options) (*Server, error) {
 		}
 		s.Stop()
 	})
+	if err := s.launch(etcdBin, apiBin); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
+// launch starts etcd and kube-apiserver for a Server whose opts and Dir are
+// set, and waits until kube-apiserver is ready. On error, whatever started
+// is left for the caller to Stop.
+func (s *Server) launch(etcdBin, apiBin string) error {
+	o := s.opts
 	if o.NetNS != "" {
 		// etcd listens on the namespace's loopback, which a fresh namespace
 		// has down.
 		if out, err := exec.Command("ip", "-n", o.NetNS, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("bring up lo in netns %s: %w: %s", o.NetNS, err, strings.TrimSpace(string(out)))
+			return fmt.Errorf("bring up lo in netns %s: %w: %s", o.NetNS, err, strings.TrimSpace(string(out)))
 		}
 	}
 	ports, err := freePorts(o.NetNS, "127.0.0.1", "127.0.0.1", o.BindAddress.String())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	etcdClient, etcdPeer, apiPort := ports[0], ports[1], ports[2]
 	s.URL = "https://" + net.JoinHostPort(o.BindAddress.String(), strconv.Itoa(apiPort))
 
 	if err := s.writePKI(); err != nil {
-		return nil, err
+		return err
 	}
 
 	etcdURL := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(etcdClient))
 	s.etcd, err = startProcess("etcd", o.NetNS, filepath.Join(s.Dir, "etcd.log"),
-		etcdArgv(etcdBin, filepath.Join(s.Dir, "etcd"), etcdURL, etcdPeer))
+		etcdArgv(etcdBin, filepath.Join(s.Dir, "etcd"), etcdURL, etcdPeer), s.detached)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if err := s.writePID(s.etcd); err != nil {
+		return err
 	}
 	// kube-apiserver would retry etcd itself, but with back-off; waiting here
 	// is faster and names the culprit when etcd cannot start.
 	if err := s.waitEtcd(etcdURL); err != nil {
-		return nil, err
+		return err
 	}
 
 	s.apiArgv = apiserverArgv(apiBin, s.Dir, etcdURL, o.BindAddress, apiPort)
-	if err := s.startAPIServer(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return s.startAPIServer()
 }
 
 // writePKI creates the CA, the serving certificate, the admin identity and

@@ -1,7 +1,16 @@
-// Command demo runs crosswire on a 3-node network-namespace cluster on this
-// machine, shows each kind of flow with the evidence of whether it was
-// encrypted, and leaves the cluster running for exploring. `demo down`
-// removes everything. Run as root via `make demo` / `make demo-down`.
+// Command demo runs crosswire on a simulated Kubernetes cluster on this
+// machine: a real etcd and kube-apiserver, 3 nodes x 2 pods in network
+// namespaces, one crosswire agent per node with the Helm chart's flags. It
+// shows each kind of flow with the evidence of whether it was encrypted and
+// leaves the cluster running for exploring. Run as root via `make demo` /
+// `make demo-down`:
+//
+//	demo [-bin bin/crosswire] [-prefix cwdemo] [-state /run/crosswire-demo] up|add-node|down
+//
+// Everything a run creates is named by -prefix (namespaces, tunnel devices
+// and their sockets in /var/run/wireguard) or lives under -state and the
+// cluster's temporary directory, so `down` finds all of it and a second run
+// with other values never collides with the first.
 package main
 
 import (
@@ -10,37 +19,62 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"time"
-
-	"github.com/crosswire/crosswire/test/netcluster"
 )
 
-// prefix names the demo's namespaces; state remembers where its files are.
+// Defaults of -prefix and -state.
 const (
-	prefix    = "cwdemo"
-	stateFile = "/run/crosswire-demo.json"
+	defaultPrefix = "cwdemo"
+	defaultState  = "/run/crosswire-demo"
+	stateFile     = "state.json"
+	podsPerNode   = 2
 )
 
+// prefixRE keeps every tunnel device name, <prefix>-n<index>, within the
+// kernel's 15 characters for up to 99 nodes.
+var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
+
+// state is what later commands (add-node, down) need to find a running
+// demo; it lives in <state dir>/state.json.
 type state struct {
 	Prefix string `json:"prefix"`
-	Root   string `json:"root"`
+	Root   string `json:"root"` // the cluster's directory: agent logs, node keys
+	Dir    string `json:"dir"`  // the state directory
+	Bin    string `json:"bin"`  // absolute path of the crosswire binary
+	Nodes  int    `json:"nodes"`
 }
 
 func main() {
 	bin := flag.String("bin", "bin/crosswire", "crosswire binary")
+	prefix := flag.String("prefix", defaultPrefix, "name prefix of the demo's namespaces and tunnel devices (up; down without a state file)")
+	dir := flag.String("state", defaultState, "state directory: API server data, kubeconfigs, status sockets, state.json")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: demo [-bin bin/crosswire] up|down")
+		fmt.Fprintln(os.Stderr, "usage: demo [-bin bin/crosswire] [-prefix cwdemo] [-state /run/crosswire-demo] up|add-node|down")
+		flag.PrintDefaults()
 	}
 	flag.Parse()
-	var err error
-	switch flag.Arg(0) {
-	case "up":
-		err = up(*bin)
-	case "down":
-		err = down()
-	default:
-		flag.Usage()
+	if !prefixRE.MatchString(*prefix) {
+		fmt.Fprintf(os.Stderr, "demo: -prefix %q: want %s\n", *prefix, prefixRE)
 		os.Exit(2)
+	}
+	stateDir, err := filepath.Abs(*dir)
+	if err == nil && os.Geteuid() != 0 {
+		err = errors.New("needs root (network namespaces, nftables, /dev/net/tun): run it with sudo")
+	}
+	if err == nil {
+		switch flag.Arg(0) {
+		case "up":
+			err = up(*bin, *prefix, stateDir)
+		case "add-node":
+			err = addNode(stateDir)
+		case "down":
+			err = down(*prefix, stateDir)
+		default:
+			flag.Usage()
+			os.Exit(2)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
@@ -48,43 +82,44 @@ func main() {
 	}
 }
 
-func down() error {
+func loadState(dir string) (*state, error) {
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, err
+	}
 	var st state
-	data, err := os.ReadFile(stateFile)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		st.Prefix = prefix
-	case err != nil:
-		return err
-	default:
-		if err := json.Unmarshal(data, &st); err != nil {
-			return fmt.Errorf("%s: %w", stateFile, err)
-		}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, stateFile), err)
 	}
-	sockets := []string{}
-	for i := 1; i <= 9; i++ {
-		sockets = append(sockets, fmt.Sprintf("/var/run/wireguard/cw-node%d.sock", i))
-	}
-	errs := []error{netcluster.Teardown(st.Prefix, st.Root)}
-	for _, s := range append(sockets, stateFile) {
-		if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	fmt.Println("demo: removed every namespace, agent, socket and file of the demo")
-	return nil
+	return &st, nil
 }
 
-func step(what string, fn func() error) error {
-	fmt.Printf("  %-34s", what+" ")
+func (st *state) save() error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(st.Dir, stateFile)
+	if err := os.WriteFile(path+".tmp", append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+// step runs one stage of setup on one line: what, then "ok (1.2s)" and an
+// optional detail, or FAILED.
+func step(what string, fn func() (detail string, err error)) error {
+	fmt.Printf("  %-44s", what+" ")
 	start := time.Now()
-	if err := fn(); err != nil {
+	detail, err := fn()
+	if err != nil {
 		fmt.Println("FAILED")
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	fmt.Printf("ok (%.1fs)\n", time.Since(start).Seconds())
+	fmt.Printf("ok %5.1fs", time.Since(start).Seconds())
+	if detail != "" {
+		fmt.Printf("   %s", detail)
+	}
+	fmt.Println()
 	return nil
 }
