@@ -27,20 +27,27 @@ type MTUWatcher struct {
 	Underlay func(endpoints []netip.Addr) (int, error)
 	Interval time.Duration
 	Log      *zap.Logger
+
+	measured bool // a check has seen peers' endpoints
 }
 
-// Run checks until ctx ends; a failed check is logged and retried.
+// Run checks until ctx ends; a failed check is logged and retried. Until
+// the first peers are known it looks every second, so the start-up guess
+// is replaced as soon as there is a route to measure; then every Interval.
 func (w *MTUWatcher) Run(ctx context.Context) error {
-	t := time.NewTicker(w.Interval)
-	defer t.Stop()
+	wait := time.Second
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-time.After(wait):
 		}
 		if _, err := w.Check(); err != nil {
 			w.Log.Warn("tunnel MTU check failed", zap.Error(err))
+			continue
+		}
+		if w.measured {
+			wait = w.Interval
 		}
 	}
 }
@@ -68,6 +75,7 @@ func (w *MTUWatcher) Check() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("underlay MTU: %w", err)
 	}
+	w.measured = true
 	want, err := TunnelMTU(u, v6Endpoints, v6Pods)
 	if err != nil {
 		return 0, err
