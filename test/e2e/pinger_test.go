@@ -17,7 +17,7 @@ import (
 // a test runs, recording when each reply arrived, so a test can measure
 // the longest stretch without replies around an event.
 type pinger struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	cmd  *exec.Cmd
 	mu   sync.Mutex
@@ -30,7 +30,7 @@ type pinger struct {
 
 const pingInterval = 20 * time.Millisecond
 
-func startPinger(t *testing.T, name, ns string, dst netip.Addr) *pinger {
+func startPinger(t testing.TB, name, ns string, dst netip.Addr) *pinger {
 	t.Helper()
 	p := &pinger{t: t, name: name}
 	// ip netns exec execs ping in place, so the signal reaches ping itself.
