@@ -91,23 +91,3 @@ func comparePrefix(a, b netip.Prefix) int {
 	}
 	return a.Bits() - b.Bits()
 }
-
-func overlaps(a, b []netip.Prefix) (netip.Prefix, netip.Prefix, bool) {
-	for _, x := range a {
-		for _, y := range b {
-			if x.Overlaps(y) {
-				return x, y, true
-			}
-		}
-	}
-	return netip.Prefix{}, netip.Prefix{}, false
-}
-
-func containsAddr(ps []netip.Prefix, a netip.Addr) (netip.Prefix, bool) {
-	for _, p := range ps {
-		if p.Contains(a) {
-			return p, true
-		}
-	}
-	return netip.Prefix{}, false
-}

@@ -64,8 +64,8 @@ type Input struct {
 // does not depend on the order of in.Nodes.
 func Build(in Input) State {
 	var st State
-	names := map[string]int{}
-	var nodes []*corev1.Node
+	names := make(map[string]int, len(in.Nodes))
+	nodes := make([]*corev1.Node, 0, len(in.Nodes))
 	for _, n := range in.Nodes {
 		if n != nil {
 			names[n.Name]++
@@ -92,8 +92,8 @@ func Build(in Input) State {
 		return cmp.Compare(a.Name, b.Name)
 	})
 
-	var claimed []netip.Prefix
-	keys := map[string]string{}
+	claimed := newClaims(len(nodes))
+	keys := make(map[string]string, len(nodes))
 	if selfKey := strings.TrimSpace(in.SelfKey); selfKey != "" {
 		if k, err := canonicalKey(selfKey); err == nil {
 			selfKey = k
@@ -103,7 +103,7 @@ func Build(in Input) State {
 	reject := func(name, reason string) {
 		st.Rejected = append(st.Rejected, Rejection{name, reason})
 	}
-	var infos []NodeInfo
+	infos := make([]NodeInfo, 0, len(nodes))
 	for _, n := range nodes {
 		if c := names[n.Name]; c > 1 {
 			// Only a hand-made Input can do this (names are unique in the API
@@ -116,11 +116,11 @@ func Build(in Input) State {
 			reject(n.Name, err.Error())
 			continue
 		}
-		if mine, theirs, ok := overlaps(info.PodCIDRs, claimed); ok {
+		if mine, theirs, ok := claimed.overlaps(info.PodCIDRs); ok {
 			reject(n.Name, fmt.Sprintf("pod CIDR %s overlaps %s, already claimed by an older node", mine, theirs))
 			continue
 		}
-		claimed = append(claimed, info.PodCIDRs...)
+		claimed.add(info.PodCIDRs)
 		if isSelf(n) {
 			st.SelfFound = true
 			st.Local = info.PodCIDRs
@@ -152,7 +152,7 @@ func Build(in Input) State {
 		// Checked once every claim is known: an endpoint inside any pod CIDR
 		// would route the tunnel's own packets into the tunnel.
 		if info.Endpoint.IsValid() {
-			if p, in := containsAddr(claimed, info.Endpoint.Addr()); in {
+			if p, in := claimed.containsAddr(info.Endpoint.Addr()); in {
 				reject(info.Name, fmt.Sprintf("endpoint %s lies inside pod CIDR %s", info.Endpoint, p))
 				continue
 			}

@@ -22,6 +22,7 @@ func (m *Manager) Counters() (map[string]Counter, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer m.release(conn.CloseLasting)
 	out := map[string]Counter{}
 	ok, err := tableExists(conn, m.table)
 	if err != nil {

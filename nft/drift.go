@@ -28,6 +28,7 @@ func (m *Manager) Drift(st State) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer m.release(conn.CloseLasting)
 	ok, err := tableExists(conn, m.table)
 	if err != nil {
 		return nil, fmt.Errorf("drift: %w", err)

@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 
@@ -50,38 +51,41 @@ func (iv interval) isPrefix(p netip.Prefix) bool {
 // a no-op, and a start followed by another start, or by nothing, runs up to
 // that next start, or to the top of the address space.
 func parseIntervals(els []nftables.SetElement) []interval {
-	type el struct {
+	// Sorted as small keys pointing into els: the elements themselves are
+	// large, and a set of thousands is read on every incremental update.
+	type key struct {
 		addr netip.Addr
-		raw  nftables.SetElement
+		end  bool
+		i    int // index in els
 	}
-	var sorted []el
-	for _, e := range els {
+	sorted := make([]key, 0, len(els))
+	for i, e := range els {
 		a, ok := netip.AddrFromSlice(e.Key)
 		if !ok {
 			continue
 		}
-		sorted = append(sorted, el{addr: a, raw: e})
+		sorted = append(sorted, key{addr: a, end: e.IntervalEnd, i: i})
 	}
 	// At equal keys the end of one interval precedes the start of the next
-	// (adjacent prefixes share that address).
-	slices.SortStableFunc(sorted, func(a, b el) int {
+	// (adjacent prefixes share that address); then the dump's order, so
+	// the result is that of a stable sort.
+	slices.SortFunc(sorted, func(a, b key) int {
 		if c := a.addr.Compare(b.addr); c != 0 {
 			return c
 		}
 		switch {
-		case a.raw.IntervalEnd == b.raw.IntervalEnd:
-			return 0
-		case a.raw.IntervalEnd:
+		case a.end != b.end && a.end:
 			return -1
-		default:
+		case a.end != b.end:
 			return 1
 		}
+		return cmp.Compare(a.i, b.i)
 	})
 
 	var out []interval
-	var open *el
+	var open *key
 	closeAt := func(next netip.Addr, end *nftables.SetElement) {
-		iv := interval{lo: open.addr, hi: next.Prev(), elements: []nftables.SetElement{open.raw}}
+		iv := interval{lo: open.addr, hi: next.Prev(), elements: []nftables.SetElement{els[open.i]}}
 		if end != nil {
 			iv.elements = append(iv.elements, *end)
 		}
@@ -93,9 +97,9 @@ func parseIntervals(els []nftables.SetElement) []interval {
 	for i := range sorted {
 		e := &sorted[i]
 		switch {
-		case e.raw.IntervalEnd && open != nil:
-			closeAt(e.addr, &e.raw)
-		case e.raw.IntervalEnd:
+		case e.end && open != nil:
+			closeAt(e.addr, &els[e.i])
+		case e.end:
 			// Nothing open: nothing to close.
 		default:
 			if open != nil {
@@ -109,7 +113,7 @@ func parseIntervals(els []nftables.SetElement) []interval {
 		if open.addr.Is6() {
 			max = netip.IPv6Unspecified()
 		}
-		out = append(out, interval{lo: open.addr, hi: lastAddr(netip.PrefixFrom(max, 0)), elements: []nftables.SetElement{open.raw}})
+		out = append(out, interval{lo: open.addr, hi: lastAddr(netip.PrefixFrom(max, 0)), elements: []nftables.SetElement{els[open.i]}})
 	}
 	return out
 }

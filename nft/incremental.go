@@ -49,6 +49,7 @@ func (m *Manager) updateRemote(ps []netip.Prefix, add bool) error {
 	if err != nil {
 		return err
 	}
+	defer m.release(conn.CloseLasting)
 	ok, err := tableExists(conn, m.table)
 	if err != nil {
 		return fmt.Errorf("%s remote prefixes: %w", op, err)
@@ -60,6 +61,18 @@ func (m *Manager) updateRemote(ps []netip.Prefix, add bool) error {
 	if err != nil {
 		return fmt.Errorf("%s remote prefixes: %w", op, err)
 	}
+	// Dropped now and set again only once this update is committed, so an
+	// error anywhere leaves no cache behind.
+	gc, genErr := m.genConn()
+	var gen uint32
+	if genErr == nil {
+		defer m.release(gc.Close)
+		gen, genErr = generation(gc)
+	}
+	prev := m.cache
+	m.cache = nil
+	var queued bool
+	after := map[string][]nftables.SetElement{}
 	for _, u := range []struct {
 		name string
 		ps   []netip.Prefix
@@ -71,10 +84,13 @@ func (m *Manager) updateRemote(ps []netip.Prefix, add bool) error {
 		if !ok {
 			return fmt.Errorf("%s remote prefixes: set %s missing: %w", op, u.name, ErrNotApplied)
 		}
-		have, err := readIntervals(conn, set)
-		if err != nil {
-			return fmt.Errorf("%s remote prefixes: %w", op, err)
+		els, cached := prev.cachedElements(gen, set)
+		if !cached || genErr != nil {
+			if els, err = conn.GetSetElements(set); err != nil {
+				return fmt.Errorf("%s remote prefixes: list elements of set %s: %w", op, set.Name, err)
+			}
 		}
+		have := parseIntervals(els)
 		var del, put []nftables.SetElement
 		if add {
 			del, put, err = planAdd(have, u.ps)
@@ -92,9 +108,31 @@ func (m *Manager) updateRemote(ps []netip.Prefix, add bool) error {
 		if err := addElements(conn, set, put); err != nil {
 			return fmt.Errorf("%s remote prefixes: set %s: %w", op, u.name, err)
 		}
+		queued = queued || len(del)+len(put) > 0
+		after[u.name] = afterUpdate(els, del, put)
 	}
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("%s remote prefixes: %w", op, err)
+	}
+	// The cache holds what this update left only if the generation moved
+	// by exactly this commit (or not at all when there was nothing to
+	// commit): any other commit in between, and it is dropped.
+	want := gen
+	if queued {
+		want++
+	}
+	if genErr != nil {
+		return nil
+	}
+	if now, err := generation(gc); err == nil && now == want {
+		if prev != nil && prev.gen == gen {
+			for name, s := range prev.sets {
+				if _, ok := after[name]; !ok {
+					after[name] = s
+				}
+			}
+		}
+		m.cache = &setCache{gen: now, sets: after}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -50,6 +51,13 @@ type Manager struct {
 
 	mu     sync.Mutex
 	closed bool
+	cache  *setCache // incremental updates' view of the remote sets; setcache.go
+
+	// Sockets release has yet to close.
+	pendingMu   sync.Mutex
+	pending     map[uint64]func()
+	nextPending uint64
+	closing     sync.WaitGroup
 }
 
 // New validates cfg and returns a Manager. It does not touch the kernel.
@@ -69,17 +77,66 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	}, nil
 }
 
-// conn returns a fresh batch builder for one operation. A Conn keeps queued
+// conn returns a fresh batch builder for one operation, on a socket of its
+// own that the caller hands to release when done. A Conn keeps queued
 // messages and its first serialisation error until a Flush, and a failed
-// batch can leave unread acks on a lasting socket; a Conn per operation
-// (each opening its own short-lived socket) means a batch that fails to build
-// is dropped, never half-sent by the next operation.
+// batch can leave unread acks on its socket; a Conn (and socket) per
+// operation means a batch that fails to build is dropped, never half-sent
+// by the next operation, and no stale ack is read by it.
 func (m *Manager) conn() (*nftables.Conn, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(m.netnsFD))
+	c, err := nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(m.netnsFD))
 	if err != nil {
 		return nil, fmt.Errorf("nftables connection: %w", err)
 	}
 	return c, nil
+}
+
+// release closes an operation's socket later, in the background. Closing
+// a netfilter netlink socket while the kernel still holds what a commit
+// deleted makes the close flush that release (nft_rcv_nl_event: an RCU
+// grace period, ~14 ms on a 2-vCPU VM) under the commit mutex, so the next
+// commit, say the AddRemote of the same Node update, waits for it. After
+// releaseDelay the kernel has released it on its own and the close is
+// instant. Close closes whatever is still pending at once.
+func (m *Manager) release(close func() error) {
+	m.closing.Add(1)
+	m.pendingMu.Lock()
+	defer m.pendingMu.Unlock()
+	id := m.nextPending
+	m.nextPending++
+	run := func() {
+		m.pendingMu.Lock()
+		_, ok := m.pending[id]
+		delete(m.pending, id)
+		m.pendingMu.Unlock()
+		if ok {
+			_ = close()
+			m.closing.Done()
+		}
+	}
+	if m.pending == nil {
+		m.pending = map[uint64]func(){}
+	}
+	m.pending[id] = run
+	time.AfterFunc(releaseDelay, run)
+}
+
+// releaseDelay is how long release keeps a socket open: well past an RCU
+// grace period.
+const releaseDelay = 250 * time.Millisecond
+
+// closePending closes every socket release still holds and waits for them.
+func (m *Manager) closePending() {
+	m.pendingMu.Lock()
+	runs := make([]func(), 0, len(m.pending))
+	for _, run := range m.pending {
+		runs = append(runs, run)
+	}
+	m.pendingMu.Unlock()
+	for _, run := range runs {
+		run()
+	}
+	m.closing.Wait()
 }
 
 func (m *Manager) lock() error {
@@ -109,6 +166,7 @@ func (m *Manager) Apply(st State) error {
 	if err != nil {
 		return err
 	}
+	defer m.release(conn.CloseLasting)
 	conn.AddTable(m.table)
 	conn.DelTable(m.table)
 	if err := queueRuleset(conn, rs); err != nil {
@@ -215,6 +273,7 @@ func (m *Manager) Delete() error {
 	if err != nil {
 		return err
 	}
+	defer m.release(conn.CloseLasting)
 	conn.AddTable(m.table)
 	conn.DelTable(m.table)
 	if err := conn.Flush(); err != nil {
@@ -232,5 +291,6 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.closePending()
 	return nil
 }

@@ -15,6 +15,7 @@ func (m *Manager) SetSizes() (map[string]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer m.release(conn.CloseLasting)
 	out := map[string]int{}
 	ok, err := tableExists(conn, m.table)
 	if err != nil {

@@ -73,11 +73,21 @@ func sortPrefixes(ps []netip.Prefix) []netip.Prefix {
 	return slices.Compact(ps)
 }
 
-// minus returns the prefixes of a that are not in b; both sorted.
+// minus returns the prefixes of a that are not in b, in a's order. It runs
+// on every apply over every remote prefix, so it must stay linear: a scan
+// of b per prefix of a cost tens of milliseconds per Node event at 5000
+// nodes.
 func minus(a, b []netip.Prefix) []netip.Prefix {
+	if len(a) == 0 {
+		return nil
+	}
+	in := make(map[netip.Prefix]struct{}, len(b))
+	for _, p := range b {
+		in[p] = struct{}{}
+	}
 	var out []netip.Prefix
 	for _, p := range a {
-		if !slices.Contains(b, p) {
+		if _, ok := in[p]; !ok {
 			out = append(out, p)
 		}
 	}

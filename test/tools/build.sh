@@ -5,6 +5,11 @@
 #
 #   ${CROSSWIRE_TOOLS:-/var/cache/crosswire/tools}/kube-v1.37.2-etcd-v3.7.3/
 #   ${CROSSWIRE_TOOLS:-/var/cache/crosswire/tools}/helm-v3.22.0/
+#   ${CROSSWIRE_TOOLS:-/var/cache/crosswire/tools}/wireguard-go-<version>/
+#
+# and the stock wireguard-go the datapath benchmark (test/bench) runs as its
+# reference, from wggo/go.mod, at exactly the golang.zx2c4.com/wireguard
+# version (and x/crypto, x/net, x/sys versions) of the root go.mod.
 #
 # Building from source (instead of downloading release tarballs) keeps the
 # tests on the Go module proxy only. The versions come from this directory's
@@ -39,7 +44,23 @@ if ! grep -q "^require helm.sh/helm/v3 ${HELM_VERSION}\$" "${here}/helm/go.mod";
 	exit 1
 fi
 
-mkdir -p "${kube_dest}" "${helm_dest}"
+# The reference wireguard-go must be the very code crosswire links.
+WGGO_VERSION="$(awk '$1 == "golang.zx2c4.com/wireguard" {print $2}' "${here}/../../go.mod")"
+if [[ -z "${WGGO_VERSION}" ]]; then
+	echo "build.sh: cannot find golang.zx2c4.com/wireguard in ${here}/../../go.mod" >&2
+	exit 1
+fi
+for mod in golang.zx2c4.com/wireguard golang.org/x/crypto golang.org/x/net golang.org/x/sys; do
+	want="$(awk -v m="${mod}" '$1 == m {print $2}' "${here}/../../go.mod")"
+	got="$(sed -n "s|^[[:space:]]*\(require \)\{0,1\}${mod} \([^ ]*\).*|\2|p" "${here}/wggo/go.mod")"
+	if [[ -z "${want}" || "${got}" != "${want}" ]]; then
+		echo "build.sh: ${here}/wggo/go.mod requires ${mod} ${got:-(none)}, the root go.mod ${want:-(none)}; make them equal" >&2
+		exit 1
+	fi
+done
+wggo_dest="${root}/wireguard-go-${WGGO_VERSION}"
+
+mkdir -p "${kube_dest}" "${helm_dest}" "${wggo_dest}"
 
 # The version stamps kube's own build (hack/lib/version.sh) would set; without
 # them kube-apiserver reports v0.0.0-master and kubectl warns about skew.
@@ -113,4 +134,6 @@ build "${kube_dest}" "${here}" kubectl "${KUBE_VERSION}" k8s.io/kubernetes/cmd/k
 	"first time ~3 min more; shares most of the kube-apiserver build"
 build "${helm_dest}" "${here}/helm" helm "${HELM_VERSION}" helm.sh/helm/v3/cmd/helm "${helm_ldflags}" \
 	"first time on this machine takes ~1 min on 2 cores"
-echo "tools ready in ${kube_dest} and ${helm_dest} ($((SECONDS - total))s)"
+build "${wggo_dest}" "${here}/wggo" wireguard-go "${WGGO_VERSION}" golang.zx2c4.com/wireguard "-s -w" \
+	"the datapath benchmark's reference; ~30 s"
+echo "tools ready in ${kube_dest}, ${helm_dest} and ${wggo_dest} ($((SECONDS - total))s)"

@@ -1,0 +1,50 @@
+package controller
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// scaleNodes returns n Nodes as a large cluster has them: one /24 pod CIDR
+// and one InternalIP each, a distinct key, creation times a second apart.
+// The first is "self".
+func scaleNodes(n int) []*corev1.Node {
+	nodes := make([]*corev1.Node, 0, n)
+	for i := range n {
+		name := fmt.Sprintf("node-%05d", i)
+		if i == 0 {
+			name = "self"
+		}
+		var raw [32]byte
+		binary.BigEndian.PutUint32(raw[:], uint32(i+1))
+		raw[31] = 1
+		nodes = append(nodes, mkNode(name, created(i),
+			withKey(base64.StdEncoding.EncodeToString(raw[:])),
+			withIP(fmt.Sprintf("192.168.%d.%d", i/250, 1+i%250)),
+			withPodCIDR(fmt.Sprintf("10.%d.%d.0/24", 1+i/256, i%256))))
+	}
+	return nodes
+}
+
+// BenchmarkBuild is the rebuild every Node event costs the agent.
+func BenchmarkBuild(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			nodes := scaleNodes(n)
+			in := Input{Self: "self", SelfKey: nodes[0].Annotations[AnnotationPublicKey], DefaultPort: 51820, Nodes: nodes}
+			in.Incumbents = Build(in).Incumbents()
+			if st := Build(in); len(st.Peers) != n-1 || len(st.Rejected) != 0 {
+				b.Fatalf("%d peers, %d rejected: %v", len(st.Peers), len(st.Rejected), st.Rejected)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				Build(in)
+			}
+		})
+	}
+}

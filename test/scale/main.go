@@ -1,0 +1,73 @@
+// Command scale measures crosswire's control plane against a real etcd +
+// kube-apiserver holding 100, 1000 and 5000 Node objects: one agent in one
+// node namespace, every other Node an API object only (a random valid key,
+// its own /24 pod CIDR, an InternalIP nothing answers), so the agent
+// programs an nft set element, a route and a WireGuard peer for each, as
+// it would in a cluster of that size. Per size:
+//
+//	sync        agent start -> datapath applied (remote4 holds N-1
+//	            prefixes and the device N-1 peers), and Node cache synced ->
+//	            applied (from the agent's log)
+//	events      Node update (one more pod CIDR) -> set element present, as
+//	            p50/p99/max over -events updates, seen through an nftables
+//	            monitor (no polling load on the agent)
+//	apply cost  the agent's own incremental apply duration (Prometheus
+//	            histogram sum/count over the event run)
+//	memory      agent RSS after sync, after the events, and at the start and
+//	            end of a churn run (Nodes added and deleted at -churn-rate
+//	            for -churn), with the goroutine count from /metrics
+//
+//	make bench   (or: go run ./test/scale -sizes 100,1000,5000 -out results)
+//
+// Results: <out>/bench-scale.json and <out>/bench-scale.md. Needs root and
+// the kube-apiserver/etcd built by test/tools/build.sh. Figures are
+// measurements, never asserted (the smoke test only checks they exist).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	cfg := defaultConfig()
+	sizes := flag.String("sizes", "100,1000,5000", "comma-separated Node counts (including the agent's own)")
+	flag.IntVar(&cfg.Events, "events", cfg.Events, "Node updates timed per size")
+	flag.DurationVar(&cfg.Churn, "churn", cfg.Churn, "duration of the add/delete churn run per size (0 skips it)")
+	flag.Float64Var(&cfg.ChurnRate, "churn-rate", cfg.ChurnRate, "Node adds plus deletes per second during churn")
+	flag.StringVar(&cfg.Bin, "bin", "bin/crosswire", "crosswire binary")
+	flag.StringVar(&cfg.Out, "out", "results", "directory for bench-scale.json and bench-scale.md")
+	flag.Parse()
+	cfg.Sizes = nil
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 2 {
+			fmt.Fprintf(os.Stderr, "scale: bad size %q\n", s)
+			os.Exit(2)
+		}
+		cfg.Sizes = append(cfg.Sizes, n)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	rep, err := Run(ctx, cfg, os.Stdout)
+	if rep != nil && len(rep.Sizes) > 0 {
+		if werr := rep.Write(cfg.Out); werr != nil {
+			fmt.Fprintln(os.Stderr, "scale:", werr)
+			os.Exit(1)
+		}
+		fmt.Printf("\n%s\nscale: wrote %s/bench-scale.json and .md in %v\n", rep.Markdown(), cfg.Out, time.Since(start).Round(time.Second))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}

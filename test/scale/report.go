@@ -1,0 +1,180 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Report is everything one run measured, written as bench-scale.json.
+type Report struct {
+	Started time.Time    `json:"started"`
+	Machine Machine      `json:"machine"`
+	Config  ReportConfig `json:"config"`
+	Sizes   []SizeResult `json:"sizes"`
+	Targets Targets      `json:"targets"`
+}
+
+// Machine describes where the figures come from; the machine is shared.
+type Machine struct {
+	CPUs        int    `json:"cpus"`
+	Go          string `json:"go"`
+	LoadAtStart string `json:"load_at_start"`
+	LoadAtEnd   string `json:"load_at_end"`
+}
+
+// ReportConfig is the run's configuration, in JSON-friendly units.
+type ReportConfig struct {
+	Events       int     `json:"events"`
+	ChurnSeconds float64 `json:"churn_seconds"`
+	ChurnRate    float64 `json:"churn_rate_per_second"`
+}
+
+// Targets are the issue's goals for 5000 nodes, for the reader's
+// comparison; nothing asserts them.
+type Targets struct {
+	SyncedToAppliedMs float64 `json:"synced_to_applied_ms"`
+	EventP99Ms        float64 `json:"event_p99_ms"`
+	RSSMiB            float64 `json:"rss_mib"`
+}
+
+// SizeResult is one cluster size.
+type SizeResult struct {
+	Nodes             int      `json:"nodes"`
+	Cluster           string   `json:"cluster"` // namespace prefix of the run
+	CreateSeconds     float64  `json:"create_seconds"`
+	StartToAppliedMs  float64  `json:"start_to_applied_ms"`
+	StartToSyncedMs   float64  `json:"start_to_cache_synced_ms"`
+	SyncedToAppliedMs float64  `json:"cache_synced_to_applied_ms"`
+	WGPeers           int      `json:"wg_peers"`
+	RSSAfterSyncMiB   float64  `json:"rss_after_sync_mib"`
+	Events            int      `json:"events"`
+	EventP50Ms        float64  `json:"event_p50_ms"`
+	EventP99Ms        float64  `json:"event_p99_ms"`
+	EventMaxMs        float64  `json:"event_max_ms"`
+	Applies           int      `json:"applies_during_events"`
+	ApplyMeanMs       float64  `json:"apply_mean_ms"`
+	RSSAfterEventsMiB float64  `json:"rss_after_events_mib"`
+	AddP50Ms          float64  `json:"churn_add_p50_ms,omitempty"`
+	AddP99Ms          float64  `json:"churn_add_p99_ms,omitempty"`
+	ChurnOps          int      `json:"churn_ops,omitempty"`
+	ChurnSeconds      float64  `json:"churn_seconds,omitempty"`
+	ChurnCatchUpMs    float64  `json:"churn_catch_up_ms,omitempty"`
+	ChurnSamples      []Sample `json:"churn_samples,omitempty"`
+}
+
+// Sample is the agent's memory and goroutines at one moment of churn.
+type Sample struct {
+	At         time.Time `json:"at"`
+	RSSMiB     float64   `json:"rss_mib"`
+	HeapMiB    float64   `json:"heap_inuse_mib"`
+	Goroutines int       `json:"goroutines"`
+}
+
+func newReport(cfg Config) *Report {
+	return &Report{
+		Started: time.Now().UTC(),
+		Machine: Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadAtStart: loadavg()},
+		Config:  ReportConfig{Events: cfg.Events, ChurnSeconds: cfg.Churn.Seconds(), ChurnRate: cfg.ChurnRate},
+		Targets: Targets{SyncedToAppliedMs: 1000, EventP99Ms: 50, RSSMiB: 100},
+	}
+}
+
+func (r *Report) finish() { r.Machine.LoadAtEnd = loadavg() }
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// Write writes bench-scale.json and bench-scale.md into dir.
+func (r *Report) Write(dir string) error {
+	if r.Machine.LoadAtEnd == "" {
+		r.finish()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bench-scale.json"), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write bench-scale.json: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bench-scale.md"), []byte(r.Markdown()), 0o644); err != nil {
+		return fmt.Errorf("write bench-scale.md: %w", err)
+	}
+	return nil
+}
+
+// Markdown renders the results table, one column per size.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Control-plane scale (`go run ./test/scale`)\n\n")
+	fmt.Fprintf(&b, "%s, %d CPUs, %s; load %s at start, %s at end. One agent against a real kube-apiserver; "+
+		"the other Nodes are API objects with a key, a /24 and an unanswered InternalIP. %d Node updates per size, "+
+		"each moving an extra pod CIDR (one prefix added, one removed); churn %.0f s at %.0f adds+deletes/s.\n\n",
+		r.Started.Format(time.RFC3339), r.Machine.CPUs, r.Machine.Go, r.Machine.LoadAtStart, r.Machine.LoadAtEnd,
+		r.Config.Events, r.Config.ChurnSeconds, r.Config.ChurnRate)
+	b.WriteString("| | target (5000) |")
+	sep := "| --- | --- |"
+	for _, s := range r.Sizes {
+		fmt.Fprintf(&b, " %d nodes |", s.Nodes)
+		sep += " ---: |"
+	}
+	b.WriteString("\n" + sep + "\n")
+	row := func(name, target string, f func(SizeResult) string) {
+		fmt.Fprintf(&b, "| %s | %s |", name, target)
+		for _, s := range r.Sizes {
+			fmt.Fprintf(&b, " %s |", f(s))
+		}
+		b.WriteString("\n")
+	}
+	row("agent start → datapath applied", "", func(s SizeResult) string { return fmt.Sprintf("%.0f ms", s.StartToAppliedMs) })
+	row("agent start → Node cache synced", "", func(s SizeResult) string { return fmt.Sprintf("%.0f ms", s.StartToSyncedMs) })
+	row("cache synced → datapath applied", "< 1000 ms", func(s SizeResult) string { return fmt.Sprintf("%.0f ms", s.SyncedToAppliedMs) })
+	row("Node update → applied, p50", "", func(s SizeResult) string { return fmt.Sprintf("%.1f ms", s.EventP50Ms) })
+	row("Node update → applied, p99", "< 50 ms", func(s SizeResult) string { return fmt.Sprintf("%.1f ms", s.EventP99Ms) })
+	row("Node update → applied, max", "", func(s SizeResult) string { return fmt.Sprintf("%.1f ms", s.EventMaxMs) })
+	row("agent's apply per update (nft + routes + WireGuard), mean", "", func(s SizeResult) string { return fmt.Sprintf("%.2f ms", s.ApplyMeanMs) })
+	row("Node add → applied, p50 (churn's adds)", "", func(s SizeResult) string { return fmt.Sprintf("%.1f ms", s.AddP50Ms) })
+	row("Node add → applied, p99 (churn's adds)", "< 50 ms", func(s SizeResult) string { return fmt.Sprintf("%.1f ms", s.AddP99Ms) })
+	row("RSS after sync", "< 100 MiB", func(s SizeResult) string { return fmt.Sprintf("%.1f MiB", s.RSSAfterSyncMiB) })
+	row("RSS after the events", "< 100 MiB", func(s SizeResult) string { return fmt.Sprintf("%.1f MiB", s.RSSAfterEventsMiB) })
+	row("churn: RSS first → last sample", "flat", func(s SizeResult) string {
+		f, l := s.churnEnds()
+		return fmt.Sprintf("%.1f → %.1f MiB", f.RSSMiB, l.RSSMiB)
+	})
+	row("churn: Go heap in use first → last", "flat", func(s SizeResult) string {
+		f, l := s.churnEnds()
+		return fmt.Sprintf("%.1f → %.1f MiB", f.HeapMiB, l.HeapMiB)
+	})
+	row("churn: goroutines first → last", "flat", func(s SizeResult) string {
+		f, l := s.churnEnds()
+		return fmt.Sprintf("%d → %d", f.Goroutines, l.Goroutines)
+	})
+	row("churn: adds+deletes, caught up after", "", func(s SizeResult) string {
+		return fmt.Sprintf("%d, %.0f ms", s.ChurnOps, s.ChurnCatchUpMs)
+	})
+	row("creating the Nodes (admin client)", "", func(s SizeResult) string { return fmt.Sprintf("%.1f s", s.CreateSeconds) })
+	return b.String()
+}
+
+func (s SizeResult) churnEnds() (Sample, Sample) {
+	if len(s.ChurnSamples) == 0 {
+		return Sample{}, Sample{}
+	}
+	return s.ChurnSamples[0], s.ChurnSamples[len(s.ChurnSamples)-1]
+}

@@ -1,0 +1,363 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// Config is one benchmark run.
+type Config struct {
+	Sizes     []int
+	Events    int           // Node updates timed per size
+	Churn     time.Duration // add/delete run per size; 0 skips it
+	ChurnRate float64       // adds plus deletes per second
+	Sample    time.Duration // RSS and goroutine sampling period during churn
+	Bin       string
+	ToolsDir  string // kube-apiserver and etcd; default apiserver.DefaultToolsDir()
+	Out       string
+	// SyncTimeout bounds agent start -> datapath applied.
+	SyncTimeout time.Duration
+}
+
+func defaultConfig() Config {
+	return Config{
+		Sizes: []int{100, 1000, 5000}, Events: 200, Churn: 60 * time.Second, ChurnRate: 10,
+		Sample: 5 * time.Second, SyncTimeout: 5 * time.Minute,
+	}
+}
+
+// Run measures every size in turn, each on a fresh API server and node
+// namespace, and returns what it measured even when a later size fails.
+func Run(ctx context.Context, cfg Config, w io.Writer) (*Report, error) {
+	rep := newReport(cfg)
+	for _, n := range cfg.Sizes {
+		fmt.Fprintf(w, "scale: %d nodes\n", n)
+		r, err := runSize(ctx, cfg, n, w)
+		if err != nil {
+			return rep, fmt.Errorf("%d nodes: %w", n, err)
+		}
+		rep.Sizes = append(rep.Sizes, r)
+	}
+	rep.finish()
+	return rep, nil
+}
+
+func runSize(ctx context.Context, cfg Config, n int, w io.Writer) (res SizeResult, err error) {
+	res.Nodes = n
+	step := time.Now()
+	e, err := newEnv(ctx, cfg)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if err != nil {
+			e.tail(w)
+		}
+		err = errors.Join(err, e.close())
+	}()
+	res.Cluster = e.c.Prefix
+	fmt.Fprintf(w, "  cluster %s and kube-apiserver up in %v\n", e.c.Prefix, time.Since(step).Round(time.Millisecond))
+
+	step = time.Now()
+	if err := createFakes(ctx, e.admin, 0, n-1); err != nil {
+		return res, err
+	}
+	res.CreateSeconds = time.Since(step).Seconds()
+	fmt.Fprintf(w, "  %d Nodes created in %v\n", n-1, time.Since(step).Round(time.Millisecond))
+
+	if err := measureSync(ctx, cfg, e, n, &res, w); err != nil {
+		return res, err
+	}
+	p, err := newProbe(e)
+	if err != nil {
+		return res, err
+	}
+	defer p.close()
+	if err := measureEvents(ctx, cfg, e, p, n, &res, w); err != nil {
+		return res, err
+	}
+	if cfg.Churn > 0 {
+		if err := measureChurn(ctx, cfg, e, p, n, &res, w); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// measureSync starts the agent and waits until remote4 holds every other
+// node's prefix and the device every other node's peer.
+func measureSync(ctx context.Context, cfg Config, e *env, n int, res *SizeResult, w io.Writer) error {
+	p, err := newProbe(e)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	want := n - 1
+	start := time.Now()
+	if err := e.startAgent(); err != nil {
+		return err
+	}
+	deadline := start.Add(cfg.SyncTimeout)
+	last := -1
+	for {
+		got, err := p.remote4()
+		if err != nil {
+			return err
+		}
+		if got == want {
+			break
+		}
+		if got != last {
+			last = got
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("remote4 holds %d prefixes after %v, want %d", last, cfg.SyncTimeout, want)
+		}
+		if e.agent.Exited() {
+			return errors.New("agent exited")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	res.StartToAppliedMs = ms(time.Since(start))
+	peers, err := p.wgPeers()
+	if err != nil {
+		return err
+	}
+	if peers != want {
+		return fmt.Errorf("datapath applied but the device has %d peers, want %d", peers, want)
+	}
+	res.WGPeers = peers
+	t, err := p.logTimes(msgSynced, msgAdopted)
+	if err != nil {
+		return err
+	}
+	if t[msgSynced].IsZero() || t[msgAdopted].IsZero() {
+		return fmt.Errorf("agent log lacks %q or %q", msgSynced, msgAdopted)
+	}
+	res.SyncedToAppliedMs = ms(t[msgAdopted].Sub(t[msgSynced]))
+	res.StartToSyncedMs = ms(t[msgSynced].Sub(start))
+	if res.RSSAfterSyncMiB, err = p.rssMiB(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  agent start -> applied %.0f ms (cache synced %.0f ms after start, applied %.0f ms after that); %d peers; RSS %.1f MiB\n",
+		res.StartToAppliedMs, res.StartToSyncedMs, res.SyncedToAppliedMs, peers, res.RSSAfterSyncMiB)
+	return nil
+}
+
+// Agent log messages the sync figures come from.
+const (
+	msgSynced  = "Node cache synced"
+	msgAdopted = "adopted existing datapath" // the first apply after start
+)
+
+// measureEvents times Node updates to applied, one at a time. Each moves
+// an extra pod CIDR of one of the first few Nodes to a new one, so every
+// timed event costs the agent the same at every size: one prefix added
+// (route, peer, set element) and one removed. An untimed first round gives
+// those Nodes their first extra CIDR.
+func measureEvents(ctx context.Context, cfg Config, e *env, p *probe, n int, res *SizeResult, w io.Writer) error {
+	watch, err := p.watchElements()
+	if err != nil {
+		return err
+	}
+	defer watch.close()
+	nodes := min(n-1, 50)
+	update := func(k int) (time.Duration, error) {
+		extra := eventCIDR(k)
+		start := time.Now()
+		if err := setExtraCIDR(ctx, e.admin, k%nodes, extra); err != nil {
+			return 0, err
+		}
+		at, err := watch.wait(extra.Addr(), 10*time.Second)
+		if err != nil {
+			return 0, fmt.Errorf("event %d: %w", k, err)
+		}
+		return at.Sub(start), nil
+	}
+	for k := range nodes {
+		if _, err := update(k); err != nil {
+			return err
+		}
+	}
+	before, err := p.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	var lat []time.Duration
+	for k := nodes; k < nodes+cfg.Events; k++ {
+		d, err := update(k)
+		if err != nil {
+			return err
+		}
+		lat = append(lat, d)
+		if len(lat)%50 == 0 || len(lat) == cfg.Events {
+			fmt.Fprintf(w, "  %d/%d events, last %.1f ms\n", len(lat), cfg.Events, ms(d))
+		}
+	}
+	slices.Sort(lat)
+	res.Events = len(lat)
+	res.EventP50Ms = ms(lat[len(lat)/2])
+	res.EventP99Ms = ms(lat[(len(lat)*99)/100])
+	res.EventMaxMs = ms(lat[len(lat)-1])
+	after, err := p.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	const sum, count = "crosswire_reconcile_duration_seconds_sum", "crosswire_reconcile_duration_seconds_count"
+	if applies := after[count] - before[count]; applies > 0 {
+		res.Applies = int(applies)
+		res.ApplyMeanMs = (after[sum] - before[sum]) / applies * 1000
+	}
+	if res.RSSAfterEventsMiB, err = p.rssMiB(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  Node update -> applied: p50 %.1f ms, p99 %.1f ms, max %.1f ms; agent apply mean %.2f ms over %d applies; RSS %.1f MiB\n",
+		res.EventP50Ms, res.EventP99Ms, res.EventMaxMs, res.ApplyMeanMs, res.Applies, res.RSSAfterEventsMiB)
+	return nil
+}
+
+// measureChurn adds and deletes Nodes at cfg.ChurnRate for cfg.Churn,
+// alternating so the count stays near n, sampling the agent's RSS and
+// goroutines; then it checks that the agent caught up.
+func measureChurn(ctx context.Context, cfg Config, e *env, p *probe, n int, res *SizeResult, w io.Writer) error {
+	sample := func() (Sample, error) {
+		s := Sample{At: time.Now()}
+		var err error
+		if s.RSSMiB, err = p.rssMiB(); err != nil {
+			return s, err
+		}
+		m, err := p.metrics(ctx)
+		if err != nil {
+			return s, err
+		}
+		s.Goroutines = int(m["go_goroutines"])
+		s.HeapMiB = m["go_memstats_heap_inuse_bytes"] / (1 << 20)
+		return s, nil
+	}
+	first, err := sample()
+	if err != nil {
+		return err
+	}
+	// Node add -> applied, timed on the churn's adds (create and status
+	// update, then the set element).
+	watch, err := p.watchElements()
+	if err != nil {
+		return err
+	}
+	defer watch.close()
+	var adds []time.Duration
+	start := first.At
+	samples := []Sample{first}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.ChurnRate))
+	defer tick.Stop()
+	nextSample := start.Add(cfg.Sample)
+	added := n - 1 // next fake index
+	oldest := 0    // oldest fake still present
+	ops := 0
+	for time.Since(start) < cfg.Churn {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if ops%2 == 0 {
+			t0 := time.Now()
+			if err := createFake(ctx, e.admin, added); err != nil {
+				return err
+			}
+			at, err := watch.wait(fakeCIDR(added).Addr(), 10*time.Second)
+			if err != nil {
+				return fmt.Errorf("churn: %s: %w", fakeName(added), err)
+			}
+			adds = append(adds, at.Sub(t0))
+			added++
+		} else {
+			if err := deleteFake(ctx, e.admin, oldest); err != nil {
+				return err
+			}
+			oldest++
+		}
+		ops++
+		if time.Now().After(nextSample) {
+			s, err := sample()
+			if err != nil {
+				return err
+			}
+			samples = append(samples, s)
+			nextSample = nextSample.Add(cfg.Sample)
+		}
+	}
+	caught := time.Now()
+	if err := checkFakesPresent(p, oldest, added); err != nil {
+		return fmt.Errorf("after churn: %w", err)
+	}
+	res.ChurnCatchUpMs = ms(time.Since(caught))
+	last, err := sample()
+	if err != nil {
+		return err
+	}
+	samples = append(samples, last)
+	slices.Sort(adds)
+	if len(adds) > 0 {
+		res.AddP50Ms, res.AddP99Ms = ms(adds[len(adds)/2]), ms(adds[(len(adds)*99)/100])
+	}
+	res.ChurnOps = ops
+	res.ChurnSeconds = time.Since(start).Seconds()
+	res.ChurnSamples = samples
+	fmt.Fprintf(w, "  Node add -> applied (churn's adds): p50 %.1f ms, p99 %.1f ms\n", res.AddP50Ms, res.AddP99Ms)
+	fmt.Fprintf(w, "  churn: %d adds+deletes in %.0f s; RSS %.1f -> %.1f MiB, heap %.1f -> %.1f MiB, goroutines %d -> %d\n",
+		ops, res.ChurnSeconds, first.RSSMiB, last.RSSMiB, first.HeapMiB, last.HeapMiB, first.Goroutines, last.Goroutines)
+	return nil
+}
+
+// checkFakesPresent checks that remote4 holds exactly the pod CIDRs of fake
+// nodes from..to-1 (plus event CIDRs, which it ignores).
+func checkFakesPresent(p *probe, from, to int) error {
+	return eventually(30*time.Second, func() error {
+		set, err := p.conn.GetSetByName(crosswireTable, "remote4")
+		if err != nil {
+			return err
+		}
+		elems, err := p.conn.GetSetElements(set)
+		if err != nil {
+			return err
+		}
+		have := map[string]bool{}
+		for _, el := range elems {
+			if !el.IntervalEnd {
+				have[fmt.Sprint(el.Key)] = true
+			}
+		}
+		for i := range to {
+			a := fakeCIDR(i).Addr().AsSlice()
+			if present := have[fmt.Sprint(a)]; present != (i >= from) {
+				return fmt.Errorf("%s (%s): present %v", fakeName(i), fakeCIDR(i), present)
+			}
+		}
+		return nil
+	})
+}
+
+func eventually(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v: %w", timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

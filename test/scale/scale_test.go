@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/crosswire/crosswire/test/apiserver"
+)
+
+// TestSmoke runs the benchmark at 10 nodes with 5 events and a 3 s churn,
+// so it keeps working. It asserts that every figure exists, never how fast
+// anything is, and that nothing of the run is left behind.
+func TestSmoke(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, nftables, TUN)")
+	}
+	cfg := defaultConfig()
+	cfg.Sizes, cfg.Events, cfg.Churn, cfg.Sample = []int{10}, 5, 3*time.Second, time.Second
+	cfg.Out = t.TempDir()
+	cfg.Bin = filepath.Join(t.TempDir(), "crosswire")
+	if out, err := exec.Command("go", "build", "-o", cfg.Bin, "github.com/crosswire/crosswire/cmd/crosswire").CombinedOutput(); err != nil {
+		t.Fatalf("build crosswire: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(apiserver.DefaultToolsDir(), "kube-apiserver")); err != nil {
+		t.Fatalf("kube-apiserver missing (%v): build it with `make tools`", err)
+	}
+	var progress bytes.Buffer
+	rep, err := Run(context.Background(), cfg, &progress)
+	t.Logf("progress:\n%s", progress.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Write(cfg.Out); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Sizes) != 1 {
+		t.Fatalf("%d sizes measured, want 1", len(rep.Sizes))
+	}
+	s := rep.Sizes[0]
+	for name, v := range map[string]float64{
+		"start_to_applied_ms": s.StartToAppliedMs, "start_to_cache_synced_ms": s.StartToSyncedMs,
+		"event_p50_ms": s.EventP50Ms, "event_p99_ms": s.EventP99Ms, "apply_mean_ms": s.ApplyMeanMs,
+		"rss_after_sync_mib": s.RSSAfterSyncMiB, "rss_after_events_mib": s.RSSAfterEventsMiB,
+		"churn_add_p50_ms": s.AddP50Ms, "churn_add_p99_ms": s.AddP99Ms,
+	} {
+		if !(v > 0) {
+			t.Errorf("%s = %v, want > 0", name, v)
+		}
+	}
+	if s.SyncedToAppliedMs < 0 {
+		t.Errorf("cache synced -> applied %v ms: the log's order is off", s.SyncedToAppliedMs)
+	}
+	if s.WGPeers != 9 || s.Events != 5 {
+		t.Errorf("%d peers and %d events, want 9 and 5", s.WGPeers, s.Events)
+	}
+	if len(s.ChurnSamples) < 2 || s.ChurnSamples[0].Goroutines == 0 || s.ChurnSamples[len(s.ChurnSamples)-1].RSSMiB == 0 {
+		t.Errorf("churn samples: %+v", s.ChurnSamples)
+	}
+	for _, f := range []string{"bench-scale.json", "bench-scale.md"} {
+		if st, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	// Cleaned up: the run's namespaces are gone (and with them the agent,
+	// etcd and kube-apiserver).
+	if left, _ := filepath.Glob("/var/run/netns/" + s.Cluster + "-*"); len(left) > 0 {
+		t.Errorf("namespaces left behind: %v", left)
+	}
+}

@@ -1,0 +1,98 @@
+package wgtun
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"testing"
+
+	"github.com/vishvananda/netns"
+)
+
+// BenchmarkSetPeersEvent is the WireGuard part of one Node event in the
+// agent's incremental apply with n peers: SetPeers with every peer, one of
+// which gained a pod CIDR (and lost the previous event's).
+func BenchmarkSetPeersEvent(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root: creates a network namespace and a TUN device")
+	}
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			d := benchDevice(b)
+			peers := make([]Peer, n)
+			for i := range peers {
+				k, err := GeneratePrivateKey()
+				if err != nil {
+					b.Fatal(err)
+				}
+				peers[i] = Peer{
+					PublicKey:  k.PublicKey(),
+					Endpoint:   netip.AddrPortFrom(netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}), 51820),
+					AllowedIPs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(128 + i/128), byte(2 * (i % 128)), 0}), 24)},
+				}
+			}
+			if err := d.SetPeers(peers); err != nil {
+				b.Fatal(err)
+			}
+			own := peers[0].AllowedIPs[0]
+			k := 0
+			for b.Loop() {
+				extra := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 64, byte(2 * (k % 2)), 0}), 24)
+				peers[0].AllowedIPs = []netip.Prefix{own, extra}
+				if err := d.SetPeers(peers); err != nil {
+					b.Fatal(err)
+				}
+				k++
+			}
+		})
+	}
+}
+
+// benchDevice opens a device in a throwaway namespace, closed and removed
+// when the benchmark ends.
+func benchDevice(b *testing.B) *Device {
+	b.Helper()
+	r := make([]byte, 4)
+	if _, err := rand.Read(r); err != nil {
+		b.Fatal(err)
+	}
+	name := "cwwgb-" + hex.EncodeToString(r)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		b.Fatalf("ip netns add: %v\n%s", err, out)
+	}
+	b.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			b.Errorf("delete netns %s: %v\n%s", name, err, out)
+		}
+	})
+	key, err := GeneratePrivateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Config{Name: "cwb0", MTU: 1420, ListenPort: 0, PrivateKey: key, SocketDir: b.TempDir(), Logger: testLogger()}
+	done := make(chan error, 1)
+	var d *Device
+	go func() {
+		// The thread stays locked: Go discards it instead of reusing it in
+		// the namespace.
+		runtime.LockOSThread()
+		h, err := netns.GetFromName(name)
+		if err == nil {
+			err = netns.Set(h)
+			h.Close()
+		}
+		if err == nil {
+			d, err = Open(cfg)
+		}
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		b.Fatalf("open device in %s: %v", name, err)
+	}
+	b.Cleanup(func() { d.Close() })
+	return d
+}
