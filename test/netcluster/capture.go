@@ -69,8 +69,9 @@ func (c *Cluster) startCapture() (*Capture, error) {
 	}
 }
 
-// Stop ends the capture (SIGINT, so tcpdump flushes and closes the file) and
-// counts what it saw. Later calls return the same result.
+// Stop ends the capture once tcpdump has caught up (see drain), with SIGINT
+// so it flushes and closes the file, and counts what it saw. Later calls
+// return the same result.
 func (cp *Capture) Stop() (Counts, error) {
 	cp.once.Do(func() {
 		cp.counts, cp.err = cp.stop()
@@ -79,6 +80,10 @@ func (cp *Capture) Stop() (Counts, error) {
 }
 
 func (cp *Capture) stop() (Counts, error) {
+	if err := cp.drain(); err != nil {
+		cp.proc.Kill()
+		return Counts{}, fmt.Errorf("capture: %w", err)
+	}
 	if err := cp.proc.Signal(syscall.SIGINT); err != nil {
 		return Counts{}, fmt.Errorf("capture: %w: %s", err, cp.proc.Log())
 	}

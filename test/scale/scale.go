@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/crosswire/crosswire/test/cwcluster"
 )
 
 // Config is one benchmark run.
@@ -321,7 +323,7 @@ func measureChurn(ctx context.Context, cfg Config, e *env, p *probe, n int, res 
 // checkFakesPresent checks that remote4 holds exactly the pod CIDRs of fake
 // nodes from..to-1 (plus event CIDRs, which it ignores).
 func checkFakesPresent(p *probe, from, to int) error {
-	return eventually(30*time.Second, func() error {
+	return cwcluster.Eventually(30*time.Second, func() error {
 		set, err := p.conn.GetSetByName(crosswireTable, "remote4")
 		if err != nil {
 			return err
@@ -344,20 +346,6 @@ func checkFakesPresent(p *probe, from, to int) error {
 		}
 		return nil
 	})
-}
-
-func eventually(timeout time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not within %v: %w", timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
