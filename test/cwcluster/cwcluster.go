@@ -34,8 +34,10 @@ const (
 	HostSocketDir = "/var/run/wireguard"
 	// MetricsPort serves /metrics, /healthz and /readyz in every node's
 	// namespace (each has its own network stack).
-	MetricsPort  = 9763
-	convergeWait = 20 * time.Second
+	MetricsPort = 9763
+	// A first handshake initiation sent before the peer listens is retried
+	// only after WireGuard's 5 s rekey timeout, maybe more than once.
+	convergeWait = 45 * time.Second
 )
 
 // Cluster is a netcluster with crosswire agents.

@@ -36,16 +36,15 @@ func podTraffic(t *testing.T, c *netcluster.Cluster, port uint16, pick func(*net
 	}
 }
 
-func ip6(p *netcluster.Pod) netip.Addr { return p.IP6 }
-func ip4(p *netcluster.Pod) netip.Addr { return p.IP }
-
-func TestDualStackPodTrafficIsEncrypted(t *testing.T) {
-	e := newEnv(t, netcluster.Options{Nodes: 3, PodsPerNode: 2, Pods: netcluster.DualStack})
-	c := e.c
-
+// encryptedPodTraffic runs podTraffic for each address family picked, under
+// an underlay capture, and fails on any plaintext pod packet or when
+// nothing went through WireGuard.
+func encryptedPodTraffic(t *testing.T, c *netcluster.Cluster, port uint16, picks ...func(*netcluster.Pod) netip.Addr) {
+	t.Helper()
 	cp := c.StartCapture(t)
-	podTraffic(t, c, 9200, ip6)
-	podTraffic(t, c, 9300, ip4)
+	for i, pick := range picks {
+		podTraffic(t, c, port+uint16(100*i), pick)
+	}
 	counts, err := cp.Stop()
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +53,15 @@ func TestDualStackPodTrafficIsEncrypted(t *testing.T) {
 	if counts.Plaintext != 0 || counts.WireGuard == 0 {
 		t.Errorf("underlay: %s; want no plaintext pod packet and WireGuard", counts)
 	}
+}
+
+func ip6(p *netcluster.Pod) netip.Addr { return p.IP6 }
+func ip4(p *netcluster.Pod) netip.Addr { return p.IP }
+
+func TestDualStackPodTrafficIsEncrypted(t *testing.T) {
+	e := newEnv(t, netcluster.Options{Nodes: 3, PodsPerNode: 2, Pods: netcluster.DualStack})
+	c := e.c
+	encryptedPodTraffic(t, c, 9200, ip6, ip4)
 	for _, n := range c.Nodes {
 		m := markCounters(t, n)
 		t.Logf("%s: egress4 %d egress6 %d clamp4 %d clamp6 %d", n.Name, m[nft.CommentEgress4], m[nft.CommentEgress6], m[nft.CommentMSSClamp4], m[nft.CommentMSSClamp6])
@@ -77,7 +85,7 @@ func TestDualStackPodTrafficIsEncrypted(t *testing.T) {
 	// Same-node IPv6 stays off the tunnel: not marked, not on the underlay.
 	n1 := c.Nodes[0]
 	before := markCounters(t, n1)[nft.CommentEgress6]
-	cp = c.StartCapture(t)
+	cp := c.StartCapture(t)
 	if err := n1.Pods[0].Ping(n1.Pods[1].IP6, 3); err != nil {
 		t.Fatalf("same-node ping -6: %v", err)
 	}
@@ -86,7 +94,7 @@ func TestDualStackPodTrafficIsEncrypted(t *testing.T) {
 	if _, err := netcluster.DialTCP(n1.Pods[0].NS, addr, []byte("local6"), 5*time.Second); err != nil {
 		t.Fatalf("same-node TCP over IPv6: %v", err)
 	}
-	counts, err = cp.Stop()
+	counts, err := cp.Stop()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,17 +111,7 @@ func TestDualStackPodTrafficIsEncrypted(t *testing.T) {
 func TestIPv6UnderlayCluster(t *testing.T) {
 	e := newEnv(t, netcluster.Options{Nodes: 2, PodsPerNode: 1, Pods: netcluster.DualStack, Underlay: netcluster.IPv6})
 	c := e.c
-	cp := c.StartCapture(t)
-	podTraffic(t, c, 9500, ip6)
-	podTraffic(t, c, 9600, ip4)
-	counts, err := cp.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("underlay: %s", counts)
-	if counts.Plaintext != 0 || counts.WireGuard == 0 {
-		t.Errorf("underlay: %s; want no plaintext pod packet and WireGuard", counts)
-	}
+	encryptedPodTraffic(t, c, 9500, ip6, ip4)
 	for _, n := range c.Nodes {
 		for _, o := range c.Nodes {
 			if o == n {
@@ -134,16 +132,7 @@ func TestIPv6OnlyCluster(t *testing.T) {
 	c := e.c
 	n1 := c.Nodes[0]
 	before := markCounters(t, n1)[nft.CommentEgress6]
-	cp := c.StartCapture(t)
-	podTraffic(t, c, 9700, ip6)
-	counts, err := cp.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("underlay: %s", counts)
-	if counts.Plaintext != 0 || counts.WireGuard == 0 {
-		t.Errorf("underlay: %s; want no plaintext pod packet and WireGuard", counts)
-	}
+	encryptedPodTraffic(t, c, 9700, ip6)
 	if after := markCounters(t, n1)[nft.CommentEgress6]; after <= before {
 		t.Errorf("IPv6 egress counter did not move: %d -> %d", before, after)
 	}
