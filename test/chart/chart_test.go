@@ -1,6 +1,8 @@
 package chart
 
 import (
+	"github.com/crosswire/crosswire/test/cwcluster"
+
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,26 +21,7 @@ import (
 // defaultAgentArgs is what `crosswire agent` gets with the chart's default
 // values: every modelled flag, explicitly, equal to the binary's defaults
 // (docs/operations.md).
-var defaultAgentArgs = []string{
-	"agent",
-	"--state-dir=/var/lib/crosswire",
-	"--socket-dir=/var/run/wireguard",
-	"--interface=crosswire0",
-	"--mark=0x1000",
-	"--mask=0x1000",
-	"--table=202",
-	"--rule-priority=1200",
-	"--nft-table=crosswire",
-	"--log-level=info",
-	"--listen-port=51820",
-	"--wg-fwmark=0x2000",
-	"--mtu=0",
-	"--strict=false",
-	"--resync-interval=30s",
-	"--keepalive=0",
-	"--metrics-port=9763",
-	"--status-socket=/var/run/crosswire/status.sock",
-}
+var defaultAgentArgs = append([]string{"agent"}, cwcluster.ChartFlags(nil)...)
 
 // customAgentArgs is the same for testdata/custom.yaml, where every value
 // differs from its default.

@@ -50,25 +50,12 @@ func (st *state) iface(n *netcluster.Node) string { return st.Prefix + "-n" + st
 // --node-name and --kubeconfig (with that ServiceAccount's token) come
 // first.
 func (st *state) chartFlags(n *netcluster.Node) []string {
-	return []string{
-		"--state-dir=" + n.StateDir,
-		"--socket-dir=" + cwcluster.HostSocketDir,
-		"--interface=" + st.iface(n),
-		"--mark=0x1000",
-		"--mask=0x1000",
-		"--table=202",
-		"--rule-priority=1200",
-		"--nft-table=crosswire",
-		"--log-level=info",
-		"--listen-port=51820",
-		"--wg-fwmark=0x2000",
-		"--mtu=0",
-		"--strict=false",
-		"--resync-interval=30s",
-		"--keepalive=0",
-		"--metrics-port=9763",
-		"--status-socket=" + st.statusSocket(n),
-	}
+	return cwcluster.ChartFlags(map[string]string{
+		"state-dir":     n.StateDir,
+		"socket-dir":    cwcluster.HostSocketDir,
+		"interface":     st.iface(n),
+		"status-socket": st.statusSocket(n),
+	})
 }
 
 // agents prepares crosswire agents on c the way the demo runs them: Nodes
