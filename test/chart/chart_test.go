@@ -1,8 +1,6 @@
 package chart
 
 import (
-	"github.com/crosswire/crosswire/test/cwcluster"
-
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/crosswire/crosswire/controller"
+	"github.com/crosswire/crosswire/test/cwcluster"
 )
 
 // defaultAgentArgs is what `crosswire agent` gets with the chart's default
