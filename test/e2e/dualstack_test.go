@@ -101,8 +101,11 @@ func TestDualStackPodTrafficIsEncrypted(t *testing.T) {
 	if after := markCounters(t, n1)[nft.CommentEgress6]; after != before {
 		t.Errorf("same-node IPv6 was marked: counter %d -> %d", before, after)
 	}
-	if counts.Plaintext != 0 || counts.WireGuard != 0 {
-		t.Errorf("same-node IPv6 reached the underlay: %s", counts)
+	// Only marked packets enter the tunnel, and the mark counter did not
+	// move; WireGuard packets seen meanwhile are the other peers' keepalives
+	// and rekeys, so only plaintext is judged here.
+	if counts.Plaintext != 0 {
+		t.Errorf("same-node traffic reached the underlay in clear: %s %v", counts, counts.PlaintextSamples)
 	}
 }
 

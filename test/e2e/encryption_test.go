@@ -138,8 +138,11 @@ func TestSameNodeAndNodeOriginatedTrafficIsNotMarked(t *testing.T) {
 	if after := markCounters(t, n1)[nft.CommentEgress4]; after != before {
 		t.Errorf("same-node traffic was marked: counter %d -> %d", before, after)
 	}
-	if counts.Total != 0 && (counts.Plaintext != 0 || counts.WireGuard != 0) {
-		t.Errorf("same-node traffic reached the underlay: %s", counts)
+	// Only marked packets enter the tunnel, and the mark counter did not
+	// move; WireGuard packets seen meanwhile are the other peers' keepalives
+	// and rekeys, so only plaintext is judged here.
+	if counts.Plaintext != 0 {
+		t.Errorf("same-node traffic reached the underlay in clear: %s %v", counts, counts.PlaintextSamples)
 	}
 
 	// Node-originated traffic takes the output path, never prerouting: it
