@@ -23,7 +23,8 @@ type Device struct {
 	pub  Key
 	port uint16
 
-	setMu   sync.Mutex    // serialises SetPeers' read-diff-write
+	setMu   sync.Mutex    // serialises SetPeers' and SyncPeers' diff-write
+	written map[Key]Peer  // peers as our last write left them (normalised); nil = unknown
 	ipcSets atomic.Uint64 // UAPI set operations we issued; tests check diffs write nothing
 
 	closeOnce sync.Once
@@ -123,30 +124,72 @@ func (d *Device) ipcSet(body string) error {
 	return d.wg.IpcSet(body)
 }
 
-// SetPeers makes the device's peers exactly peers, writing only the
-// difference (see Diff) in a single UAPI operation, or nothing at all if the
-// device already matches. Peers added by someone else (wg set) are removed.
+// SetPeers makes the device's peers peers, writing only the difference
+// from what the previous SetPeers or SyncPeers left (see Diff) in a single
+// UAPI operation, or nothing at all. It does not read the device back: at
+// 5000 peers that read and its garbage were most of the cost of a Node
+// event. So it repairs nothing it did not write itself: a peer removed by
+// hand, or an endpoint the device learnt from a roaming peer, stays as it is
+// until the next SyncPeers. Without a record (first call, or after an
+// error) it is SyncPeers.
 func (d *Device) SetPeers(peers []Peer) error {
 	if err := d.validatePeers(peers); err != nil {
 		return fmt.Errorf("wgtun %s: set peers: %w", d.cfg.Name, err)
 	}
 	d.setMu.Lock()
 	defer d.setMu.Unlock()
+	if d.written == nil {
+		return d.syncLocked(peers)
+	}
+	return d.writeLocked(d.written, indexPeers(peers))
+}
+
+// SyncPeers makes the device's peers exactly peers: it reads the device
+// back and writes the difference, so it also repairs changes made by
+// others (wg set), removes peers it does not know and resets endpoints the
+// device learnt from roaming peers to the configured ones. The engine calls
+// it on every full resync.
+func (d *Device) SyncPeers(peers []Peer) error {
+	if err := d.validatePeers(peers); err != nil {
+		return fmt.Errorf("wgtun %s: sync peers: %w", d.cfg.Name, err)
+	}
+	d.setMu.Lock()
+	defer d.setMu.Unlock()
+	return d.syncLocked(peers)
+}
+
+func (d *Device) syncLocked(peers []Peer) error {
+	d.written = nil
 	st, err := d.state()
 	if err != nil {
-		return fmt.Errorf("set peers: %w", err)
+		return fmt.Errorf("sync peers: %w", err)
 	}
-	current := make([]Peer, len(st.Peers))
-	for i, p := range st.Peers {
-		current[i] = p.Peer
+	current := make(map[Key]Peer, len(st.Peers))
+	for _, p := range st.Peers {
+		current[p.PublicKey] = normalizePeer(p.Peer)
 	}
-	body := Diff(current, peers, d.cfg.Keepalive)
-	if body == "" {
-		return nil
+	return d.writeLocked(current, indexPeers(peers))
+}
+
+// writeLocked writes the difference between current and desired (both
+// normalised) and records what the device holds afterwards. A failed write
+// leaves no record: the next SetPeers reads the device back.
+func (d *Device) writeLocked(current, desired map[Key]Peer) error {
+	body := diffIndexed(current, desired, d.cfg.Keepalive)
+	if body != "" {
+		d.written = nil
+		if err := d.ipcSet(body); err != nil {
+			return fmt.Errorf("wgtun %s: set peers: uapi set: %w", d.cfg.Name, err)
+		}
 	}
-	if err := d.ipcSet(body); err != nil {
-		return fmt.Errorf("wgtun %s: set peers: uapi set: %w", d.cfg.Name, err)
+	// A desired peer without endpoint keeps the device's (Diff leaves it).
+	for k, w := range desired {
+		if !w.Endpoint.IsValid() {
+			w.Endpoint = current[k].Endpoint
+			desired[k] = w
+		}
 	}
+	d.written = desired
 	return nil
 }
 

@@ -53,8 +53,8 @@ func BenchmarkSetPeersEvent(b *testing.B) {
 }
 
 // benchDevice opens a device in a throwaway namespace, closed and removed
-// when the benchmark ends.
-func benchDevice(b *testing.B) *Device {
+// when the benchmark or test ends.
+func benchDevice(b testing.TB) *Device {
 	b.Helper()
 	r := make([]byte, 4)
 	if _, err := rand.Read(r); err != nil {

@@ -35,16 +35,32 @@ type Peer struct {
 // If desired names a key twice, the last entry wins; Device.SetPeers rejects
 // that case before calling Diff.
 func Diff(current, desired []Peer, keepalive int) string {
-	cur := indexPeers(current)
-	want := indexPeers(desired)
-	var b strings.Builder
+	return diffIndexed(indexPeers(current), indexPeers(desired), keepalive)
+}
 
-	for _, k := range sortedKeys(cur) {
+// diffIndexed is Diff on peers already normalised and indexed by key. Only
+// the peers that change are sorted: on a Node event that is one of
+// thousands.
+func diffIndexed(cur, want map[Key]Peer, keepalive int) string {
+	var removed, touched []Key
+	for k := range cur {
 		if _, ok := want[k]; !ok {
-			fmt.Fprintf(&b, "public_key=%s\nremove=true\n", k.hex())
+			removed = append(removed, k)
 		}
 	}
-	for _, k := range sortedKeys(want) {
+	for k, w := range want {
+		if c, ok := cur[k]; !ok || !samePeer(c, w) {
+			touched = append(touched, k)
+		}
+	}
+	sortKeys(removed)
+	sortKeys(touched)
+
+	var b strings.Builder
+	for _, k := range removed {
+		fmt.Fprintf(&b, "public_key=%s\nremove=true\n", k.hex())
+	}
+	for _, k := range touched {
 		w := want[k]
 		c, exists := cur[k]
 		if !exists {
@@ -60,29 +76,31 @@ func Diff(current, desired []Peer, keepalive int) string {
 			}
 			continue
 		}
-		var lines []string
+		fmt.Fprintf(&b, "public_key=%s\nupdate_only=true\n", k.hex())
 		if w.Endpoint.IsValid() && w.Endpoint != c.Endpoint {
-			lines = append(lines, fmt.Sprintf("endpoint=%s\n", w.Endpoint))
+			fmt.Fprintf(&b, "endpoint=%s\n", w.Endpoint)
 		}
 		for _, p := range c.AllowedIPs {
 			if !slices.Contains(w.AllowedIPs, p) {
-				lines = append(lines, fmt.Sprintf("allowed_ip=-%s\n", p))
+				fmt.Fprintf(&b, "allowed_ip=-%s\n", p)
 			}
 		}
 		for _, p := range w.AllowedIPs {
 			if !slices.Contains(c.AllowedIPs, p) {
-				lines = append(lines, fmt.Sprintf("allowed_ip=%s\n", p))
+				fmt.Fprintf(&b, "allowed_ip=%s\n", p)
 			}
-		}
-		if len(lines) == 0 {
-			continue
-		}
-		fmt.Fprintf(&b, "public_key=%s\nupdate_only=true\n", k.hex())
-		for _, l := range lines {
-			b.WriteString(l)
 		}
 	}
 	return b.String()
+}
+
+// samePeer reports whether the device holding have already satisfies want:
+// a desired peer without endpoint accepts any.
+func samePeer(have, want Peer) bool {
+	if want.Endpoint.IsValid() && want.Endpoint != have.Endpoint {
+		return false
+	}
+	return slices.Equal(have.AllowedIPs, want.AllowedIPs)
 }
 
 // indexPeers normalises peers the way the device stores them, so that a
@@ -113,13 +131,8 @@ func sortPrefixes(ps []netip.Prefix) {
 	slices.SortFunc(ps, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
 }
 
-func sortedKeys(m map[Key]Peer) []Key {
-	keys := make([]Key, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
+func sortKeys(keys []Key) {
 	slices.SortFunc(keys, func(a, b Key) int { return bytes.Compare(a[:], b[:]) })
-	return keys
 }
 
 // deviceState is what a UAPI "get" reports, reduced to what crosswire uses.
