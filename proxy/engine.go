@@ -236,7 +236,7 @@ func (e *Engine) applyFull(d *Desired) ([]string, error) {
 	} else if diff != "" {
 		repairs = append(repairs, diff)
 	}
-	if err := e.tunnel.SetPeers(peers); err != nil {
+	if err := e.tunnel.SyncPeers(peers); err != nil {
 		return repairs, fmt.Errorf("configure tunnel peers: %w", err)
 	}
 
@@ -277,7 +277,7 @@ func (e *Engine) applyFull(d *Desired) ([]string, error) {
 }
 
 // tunnelDrift describes how the device's peers differ from the desired
-// ones, for the drift log; SetPeers repairs it either way.
+// ones, for the drift log; SyncPeers repairs it either way.
 func (e *Engine) tunnelDrift(want []wgtun.Peer) (string, error) {
 	stats, err := e.tunnel.Stats()
 	if err != nil {

@@ -57,7 +57,7 @@ func TestFirstApplyOrdersPeerRouteThenTable(t *testing.T) {
 	if err := e.reconcile(false); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"wg.SetPeers[10.244.2.0/24]", "route.Add[10.244.2.0/24]", "nft.Apply[10.244.2.0/24]"}
+	want := []string{"wg.SyncPeers[10.244.2.0/24]", "route.Add[10.244.2.0/24]", "nft.Apply[10.244.2.0/24]"}
 	if got := w.takeCalls(); !slices.Equal(got, want) {
 		t.Fatalf("calls\n got %v\nwant %v", got, want)
 	}
@@ -158,7 +158,7 @@ func TestResyncWithoutDriftChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range w.takeCalls() {
-		if c != "wg.SetPeers[10.244.2.0/24]" { // a diffing no-op in the real device
+		if c != "wg.SyncPeers[10.244.2.0/24]" { // a diffing no-op in the real device
 			t.Fatalf("resync without drift wrote %q", c)
 		}
 	}

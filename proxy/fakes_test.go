@@ -96,14 +96,18 @@ func (f fakeRules) Delete() error {
 
 type fakeTunnel struct{ *world }
 
-func (f fakeTunnel) SetPeers(ps []wgtun.Peer) error {
+func (f fakeTunnel) SetPeers(ps []wgtun.Peer) error { return f.setPeers("wg.SetPeers", ps) }
+
+func (f fakeTunnel) SyncPeers(ps []wgtun.Peer) error { return f.setPeers("wg.SyncPeers", ps) }
+
+func (f fakeTunnel) setPeers(op string, ps []wgtun.Peer) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var all []netip.Prefix
 	for _, p := range ps {
 		all = append(all, p.AllowedIPs...)
 	}
-	if err := f.call("wg.SetPeers", sortPrefixes(all)...); err != nil {
+	if err := f.call(op, sortPrefixes(all)...); err != nil {
 		return err
 	}
 	f.peers = slices.Clone(ps)

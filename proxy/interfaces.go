@@ -18,7 +18,11 @@ type Ruleset interface {
 
 // Tunnel is the WireGuard device (wgtun.Device).
 type Tunnel interface {
+	// SetPeers changes the peers from what the tunnel's last write left:
+	// cheap enough for every Node event, blind to changes made by others.
 	SetPeers([]wgtun.Peer) error
+	// SyncPeers reads the device back and repairs every difference.
+	SyncPeers([]wgtun.Peer) error
 	Stats() ([]wgtun.PeerStats, error)
 }
 

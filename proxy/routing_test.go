@@ -119,11 +119,30 @@ func TestNetlinkRouterInNamespace(t *testing.T) {
 	if err := r.AddRoutes(ps); err != nil {
 		t.Fatal(err)
 	}
+	// Somebody else's route under one of our prefixes, another metric.
+	ipIn(t, ns, "route", "add", "blackhole", "10.244.2.0/24", "table", "202", "metric", "7")
+	// Half of a prefix's pair already gone must not stop the rest.
+	ipIn(t, ns, "route", "del", "10.244.3.0/24", "dev", "cw0", "table", "202")
+	// Deleting the v4 and v6 prefixes, one of them twice, and one never added.
+	del := []netip.Prefix{ps[0], ps[2], ps[0], pfx("10.244.9.0/24"), ps[1]}
+	if err := r.DelRoutes(del); err != nil {
+		t.Fatal(err)
+	}
+	if complete, present, err = r.Routes(); err != nil || len(complete)+len(present) != 0 {
+		t.Fatalf("after DelRoutes: complete %v present %v err %v", complete, present, err)
+	}
+	if table = ipIn(t, ns, "route", "show", "table", "202"); !strings.Contains(table, "blackhole 10.244.2.0/24 metric 7") {
+		t.Fatalf("DelRoutes removed a foreign route under our prefix:\n%s", table)
+	}
+	ipIn(t, ns, "route", "del", "blackhole", "10.244.2.0/24", "table", "202", "metric", "7")
+	if err := r.AddRoutes(ps); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.DelRoutes(ps[:1]); err != nil {
 		t.Fatal(err)
 	}
-	if complete, _, _ = r.Routes(); slices.Contains(complete, ps[0]) || len(complete) != 2 {
-		t.Fatalf("DelRoutes: %v", complete)
+	if complete, present, _ = r.Routes(); slices.Contains(present, ps[0]) || len(complete) != 2 {
+		t.Fatalf("DelRoutes: complete %v present %v", complete, present)
 	}
 
 	if err := r.DeleteAll(); err != nil {
