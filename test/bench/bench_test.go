@@ -50,11 +50,12 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("ratio %s = %v, want > 0", k, rep.Ratios[k])
 		}
 	}
-	for _, f := range []string{"bench-datapath.json", "bench-datapath.md"} {
+	for _, f := range []string{"bench-datapath.json", "bench-datapath.md", "bench-datapath.png"} {
 		if st, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
+	decodePNG(t, filepath.Join(cfg.Out, "bench-datapath.png"))
 	// Cleaned up: no namespace (so no process) and no reference socket
 	// of this run.
 	p := rep.Machine.Cluster

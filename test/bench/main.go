@@ -17,8 +17,9 @@
 //	make bench   (or: go run ./test/bench -rounds 3 -time 5s -out results)
 //
 // Results: <out>/bench-datapath.json (every round's raw figures, summaries,
-// ratios, machine info) and <out>/bench-datapath.md. Needs root, iperf3,
-// wg, ping, and the reference binary built by test/tools/build.sh.
+// ratios, machine info), <out>/bench-datapath.md and <out>/bench-datapath.png
+// (throughput and CPU per GB per mode). Needs root, iperf3, wg, ping, and
+// the reference binary built by test/tools/build.sh.
 package main
 
 import (
@@ -39,8 +40,8 @@ func main() {
 	flag.IntVar(&cfg.Pings, "pings", cfg.Pings, "pings per RTT measurement (10 ms apart)")
 	flag.StringVar(&cfg.Bin, "bin", "", "crosswire binary (default: built from this module into a temp dir)")
 	flag.StringVar(&cfg.WireGuardGo, "wireguard-go", cfg.WireGuardGo, "reference wireguard-go binary (built by test/tools/build.sh)")
-	flag.StringVar(&cfg.Out, "out", "results", "directory for bench-datapath.json and bench-datapath.md")
-	render := flag.String("render", "", "only re-render this bench-datapath.json (summaries, ratios, Markdown) into -out")
+	flag.StringVar(&cfg.Out, "out", "results", "directory for bench-datapath.json, .md and .png")
+	render := flag.String("render", "", "only re-render this bench-datapath.json (summaries, ratios, Markdown, PNG) into -out")
 	flag.Parse()
 
 	if *render != "" {
@@ -63,7 +64,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("\n%s\nbench: wrote %s/bench-datapath.json and .md in %v\n", rep.Markdown(), cfg.Out, time.Since(start).Round(time.Second))
+	fmt.Printf("\n%s\nbench: wrote %s/bench-datapath.json, .md and .png in %v\n", rep.Markdown(), cfg.Out, time.Since(start).Round(time.Second))
 }
 
 // rerender recomputes a past run's summaries and tables from its raw

@@ -154,7 +154,8 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// Write writes bench-datapath.json and bench-datapath.md into dir.
+// Write writes bench-datapath.json, bench-datapath.md and bench-datapath.png
+// into dir.
 func (r *Report) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -166,7 +167,13 @@ func (r *Report) Write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "bench-datapath.json"), append(data, '\n'), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "bench-datapath.md"), []byte(r.Markdown()), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "bench-datapath.md"), []byte(r.Markdown()), 0o644); err != nil {
+		return err
+	}
+	if err := r.WritePNG(filepath.Join(dir, "bench-datapath.png")); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	return nil
 }
 
 // Markdown renders one table row per metric: each mode's median [min–max]
@@ -221,7 +228,7 @@ func (r *Report) Markdown() string {
 		}
 		fmt.Fprintf(&b, "- %s: %.2f× (want %s): %s\n", k, t["ratio"], t["want"], verdict)
 	}
-	b.WriteString("\nNo PNG plot: the table is the result (gnuplot is not a dependency).\n")
+	b.WriteString("\n![datapath](bench-datapath.png)\n")
 	return b.String()
 }
 

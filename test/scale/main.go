@@ -19,7 +19,8 @@
 //
 //	make bench   (or: go run ./test/scale -sizes 100,1000,5000 -out results)
 //
-// Results: <out>/bench-scale.json and <out>/bench-scale.md. Needs root and
+// Results: <out>/bench-scale.json, <out>/bench-scale.md and
+// <out>/bench-scale.png (latencies and RSS per size). Needs root and
 // the kube-apiserver/etcd built by test/tools/build.sh. Figures are
 // measurements, never asserted (the smoke test only checks they exist).
 package main
@@ -43,7 +44,7 @@ func main() {
 	flag.DurationVar(&cfg.Churn, "churn", cfg.Churn, "duration of the add/delete churn run per size (0 skips it)")
 	flag.Float64Var(&cfg.ChurnRate, "churn-rate", cfg.ChurnRate, "Node adds plus deletes per second during churn")
 	flag.StringVar(&cfg.Bin, "bin", "bin/crosswire", "crosswire binary")
-	flag.StringVar(&cfg.Out, "out", "results", "directory for bench-scale.json and bench-scale.md")
+	flag.StringVar(&cfg.Out, "out", "results", "directory for bench-scale.json, .md and .png")
 	flag.Parse()
 	cfg.Sizes = nil
 	for _, s := range strings.Split(*sizes, ",") {
@@ -64,7 +65,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "scale:", werr)
 			os.Exit(1)
 		}
-		fmt.Printf("\n%s\nscale: wrote %s/bench-scale.json and .md in %v\n", rep.Markdown(), cfg.Out, time.Since(start).Round(time.Second))
+		fmt.Printf("\n%s\nscale: wrote %s/bench-scale.json, .md and .png in %v\n", rep.Markdown(), cfg.Out, time.Since(start).Round(time.Second))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)

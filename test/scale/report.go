@@ -98,7 +98,7 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// Write writes bench-scale.json and bench-scale.md into dir.
+// Write writes bench-scale.json, bench-scale.md and bench-scale.png into dir.
 func (r *Report) Write(dir string) error {
 	if r.Machine.LoadAtEnd == "" {
 		r.finish()
@@ -115,6 +115,9 @@ func (r *Report) Write(dir string) error {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "bench-scale.md"), []byte(r.Markdown()), 0o644); err != nil {
 		return fmt.Errorf("write bench-scale.md: %w", err)
+	}
+	if err := r.WritePNG(filepath.Join(dir, "bench-scale.png")); err != nil {
+		return fmt.Errorf("plot bench-scale.png: %w", err)
 	}
 	return nil
 }
@@ -169,6 +172,7 @@ func (r *Report) Markdown() string {
 		return fmt.Sprintf("%d, %.0f ms", s.ChurnOps, s.ChurnCatchUpMs)
 	})
 	row("creating the Nodes (admin client)", "", func(s SizeResult) string { return fmt.Sprintf("%.1f s", s.CreateSeconds) })
+	b.WriteString("\n![scale](bench-scale.png)\n")
 	return b.String()
 }
 

@@ -61,11 +61,12 @@ func TestSmoke(t *testing.T) {
 	if len(s.ChurnSamples) < 2 || s.ChurnSamples[0].Goroutines == 0 || s.ChurnSamples[len(s.ChurnSamples)-1].RSSMiB == 0 {
 		t.Errorf("churn samples: %+v", s.ChurnSamples)
 	}
-	for _, f := range []string{"bench-scale.json", "bench-scale.md"} {
+	for _, f := range []string{"bench-scale.json", "bench-scale.md", "bench-scale.png"} {
 		if st, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
+	decodePNG(t, filepath.Join(cfg.Out, "bench-scale.png"))
 	// Cleaned up: the run's namespaces are gone (and with them the agent,
 	// etcd and kube-apiserver).
 	if left, _ := filepath.Glob("/var/run/netns/" + s.Cluster + "-*"); len(left) > 0 {
