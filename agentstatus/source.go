@@ -176,8 +176,8 @@ func (s *Source) peer(now time.Time, p proxy.PeerStatus, byKey map[wgtun.Key]wgt
 }
 
 // ObservedDevice is the WireGuard device as the engine should see it: every
-// Stats call (the engine reads the device on each full apply, so at least
-// every resync interval) also feeds the tracker.
+// Stats and SyncPeers call (the engine syncs the device on each full apply,
+// so at least every resync interval) also feeds the tracker.
 type ObservedDevice struct {
 	*wgtun.Device
 	Tracker *Tracker
@@ -195,4 +195,13 @@ func (d *ObservedDevice) Stats() ([]wgtun.PeerStats, error) {
 		d.Tracker.Observe(time.Now(), st, t)
 	}
 	return st, err
+}
+
+// SyncPeers observes the device, then syncs it: with nobody asking for
+// status, the engine's resync is what keeps the tracker's view current.
+func (d *ObservedDevice) SyncPeers(peers []wgtun.Peer) (string, error) {
+	if _, err := d.Stats(); err != nil {
+		return "", err
+	}
+	return d.Device.SyncPeers(peers)
 }

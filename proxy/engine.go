@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/crosswire/crosswire/wgtun"
 )
 
 // Engine converges the node's datapath to the desired state. Updates are
@@ -230,13 +228,11 @@ func (e *Engine) applyFull(d *Desired) ([]string, error) {
 		repairs = append(repairs, "policy rule missing")
 	}
 
-	peers := d.tunnelPeers()
-	if diff, err := e.tunnelDrift(peers); err != nil {
-		return repairs, err
-	} else if diff != "" {
+	diff, err := e.tunnel.SyncPeers(d.tunnelPeers())
+	if diff != "" {
 		repairs = append(repairs, diff)
 	}
-	if err := e.tunnel.SyncPeers(peers); err != nil {
+	if err != nil {
 		return repairs, fmt.Errorf("configure tunnel peers: %w", err)
 	}
 
@@ -274,38 +270,6 @@ func (e *Engine) applyFull(d *Desired) ([]string, error) {
 		return repairs, fmt.Errorf("sysctls: %w", sysctlErr)
 	}
 	return repairs, nil
-}
-
-// tunnelDrift describes how the device's peers differ from the desired
-// ones, for the drift log; SyncPeers repairs it either way.
-func (e *Engine) tunnelDrift(want []wgtun.Peer) (string, error) {
-	stats, err := e.tunnel.Stats()
-	if err != nil {
-		return "", fmt.Errorf("read tunnel peers: %w", err)
-	}
-	have := map[wgtun.Key]wgtun.Peer{}
-	for _, s := range stats {
-		have[s.PublicKey] = s.Peer
-	}
-	var missing, wrong int
-	for _, p := range want {
-		h, ok := have[p.PublicKey]
-		switch {
-		case !ok:
-			missing++
-		case !samePrefixes(h.AllowedIPs, p.AllowedIPs) || (p.Endpoint.IsValid() && h.Endpoint != p.Endpoint):
-			wrong++
-		}
-		delete(have, p.PublicKey)
-	}
-	if missing+wrong+len(have) == 0 {
-		return "", nil
-	}
-	return fmt.Sprintf("tunnel peers: %d missing, %d differ, %d unexpected", missing, wrong, len(have)), nil
-}
-
-func samePrefixes(a, b []netip.Prefix) bool {
-	return slices.Equal(sortPrefixes(slices.Clone(a)), sortPrefixes(slices.Clone(b)))
 }
 
 // Cleanup removes every kernel object crosswire created in this namespace

@@ -98,7 +98,27 @@ type fakeTunnel struct{ *world }
 
 func (f fakeTunnel) SetPeers(ps []wgtun.Peer) error { return f.setPeers("wg.SetPeers", ps) }
 
-func (f fakeTunnel) SyncPeers(ps []wgtun.Peer) error { return f.setPeers("wg.SyncPeers", ps) }
+// SyncPeers reports drift as the real device does: by key, allowed IPs and
+// endpoint.
+func (f fakeTunnel) SyncPeers(ps []wgtun.Peer) (string, error) {
+	f.mu.Lock()
+	have := map[wgtun.Key]string{}
+	for _, p := range f.peers {
+		have[p.PublicKey] = fmt.Sprint(sortPrefixes(slices.Clone(p.AllowedIPs)), p.Endpoint)
+	}
+	f.mu.Unlock()
+	var drift string
+	for _, p := range ps {
+		if have[p.PublicKey] != fmt.Sprint(sortPrefixes(slices.Clone(p.AllowedIPs)), p.Endpoint) {
+			drift = "tunnel peers differ"
+		}
+		delete(have, p.PublicKey)
+	}
+	if len(have) > 0 {
+		drift = "tunnel peers differ"
+	}
+	return drift, f.setPeers("wg.SyncPeers", ps)
+}
 
 func (f fakeTunnel) setPeers(op string, ps []wgtun.Peer) error {
 	f.mu.Lock()

@@ -21,8 +21,9 @@ type Tunnel interface {
 	// SetPeers changes the peers from what the tunnel's last write left:
 	// cheap enough for every Node event, blind to changes made by others.
 	SetPeers([]wgtun.Peer) error
-	// SyncPeers reads the device back and repairs every difference.
-	SyncPeers([]wgtun.Peer) error
+	// SyncPeers reads the device back and repairs every difference; it
+	// describes what it found ("" if nothing) for the drift log.
+	SyncPeers([]wgtun.Peer) (string, error)
 	Stats() ([]wgtun.PeerStats, error)
 }
 

@@ -139,7 +139,8 @@ func (d *Device) SetPeers(peers []Peer) error {
 	d.setMu.Lock()
 	defer d.setMu.Unlock()
 	if d.written == nil {
-		return d.syncLocked(peers)
+		_, err := d.syncLocked(peers)
+		return err
 	}
 	return d.writeLocked(d.written, indexPeers(peers))
 }
@@ -147,28 +148,53 @@ func (d *Device) SetPeers(peers []Peer) error {
 // SyncPeers makes the device's peers exactly peers: it reads the device
 // back and writes the difference, so it also repairs changes made by
 // others (wg set), removes peers it does not know and resets endpoints the
-// device learnt from roaming peers to the configured ones. The engine calls
-// it on every full resync.
-func (d *Device) SyncPeers(peers []Peer) error {
+// device learnt from roaming peers to the configured ones. It describes
+// what it found different ("" if nothing), for the drift log. The engine
+// calls it on every full resync.
+func (d *Device) SyncPeers(peers []Peer) (string, error) {
 	if err := d.validatePeers(peers); err != nil {
-		return fmt.Errorf("wgtun %s: sync peers: %w", d.cfg.Name, err)
+		return "", fmt.Errorf("wgtun %s: sync peers: %w", d.cfg.Name, err)
 	}
 	d.setMu.Lock()
 	defer d.setMu.Unlock()
 	return d.syncLocked(peers)
 }
 
-func (d *Device) syncLocked(peers []Peer) error {
+func (d *Device) syncLocked(peers []Peer) (string, error) {
 	d.written = nil
 	st, err := d.state()
 	if err != nil {
-		return fmt.Errorf("sync peers: %w", err)
+		return "", fmt.Errorf("sync peers: %w", err)
 	}
 	current := make(map[Key]Peer, len(st.Peers))
 	for _, p := range st.Peers {
 		current[p.PublicKey] = normalizePeer(p.Peer)
 	}
-	return d.writeLocked(current, indexPeers(peers))
+	desired := indexPeers(peers)
+	drift := describeDrift(current, desired)
+	return drift, d.writeLocked(current, desired)
+}
+
+// describeDrift counts how current differs from desired (both normalised).
+func describeDrift(current, desired map[Key]Peer) string {
+	var missing, wrong, unexpected int
+	for k, w := range desired {
+		switch c, ok := current[k]; {
+		case !ok:
+			missing++
+		case !samePeer(c, w):
+			wrong++
+		}
+	}
+	for k := range current {
+		if _, ok := desired[k]; !ok {
+			unexpected++
+		}
+	}
+	if missing+wrong+unexpected == 0 {
+		return ""
+	}
+	return fmt.Sprintf("tunnel peers: %d missing, %d differ, %d unexpected", missing, wrong, unexpected)
 }
 
 // writeLocked writes the difference between current and desired (both

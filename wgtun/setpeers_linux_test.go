@@ -66,7 +66,7 @@ func TestSetPeersRecordMatchesDevice(t *testing.T) {
 		sync := rng.IntN(4) == 0
 		var err error
 		if sync {
-			err = d.SyncPeers(desired)
+			_, err = d.SyncPeers(desired)
 		} else {
 			err = d.SetPeers(desired)
 		}
@@ -75,6 +75,12 @@ func TestSetPeersRecordMatchesDevice(t *testing.T) {
 		}
 		want = next
 		assertDevice(t, d, want, step)
+		// Nobody else touched the device: a resync finds nothing to say
+		// and writes nothing.
+		sets := d.ipcSets.Load()
+		if drift, err := d.SyncPeers(desired); err != nil || drift != "" || d.ipcSets.Load() != sets {
+			t.Fatalf("step %d: resync found drift %q (err %v, %d writes)", step, drift, err, d.ipcSets.Load()-sets)
+		}
 	}
 }
 
@@ -144,8 +150,12 @@ func TestSetPeersRepairsOnlyOnSync(t *testing.T) {
 	if got := peerIPs(t, d); len(got) != 2 {
 		t.Fatalf("SetPeers repaired a removal it cannot see: %d peers", len(got))
 	}
-	if err := d.SyncPeers(peers); err != nil {
+	drift, err := d.SyncPeers(peers)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if drift != "tunnel peers: 1 missing, 0 differ, 0 unexpected" {
+		t.Fatalf("SyncPeers drift %q", drift)
 	}
 	if got := peerIPs(t, d); len(got) != 3 {
 		t.Fatalf("SyncPeers left %d peers, want 3", len(got))
