@@ -440,3 +440,22 @@ func TestStatusSocket(t *testing.T) {
 		t.Fatal("Fetch without an agent succeeded")
 	}
 }
+
+// Profiles are served on the root-only status socket and nowhere else.
+func TestProfilesOnlyOnStatusSocket(t *testing.T) {
+	src, eng, _ := fixture()
+	get := func(h http.Handler, path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get(StatusHandler(src), "/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile:") {
+		t.Fatalf("status socket goroutine profile: %d %.80q", code, body)
+	}
+	if code, body := get(StatusHandler(src), "/debug/pprof/heap?debug=1"); code != 200 || !strings.Contains(body, "heap profile:") {
+		t.Fatalf("status socket heap profile: %d %.80q", code, body)
+	}
+	if code, _ := get(Handler(prometheus.NewRegistry(), eng), "/debug/pprof/"); code != 404 {
+		t.Fatalf("metrics port serves profiles: %d", code)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -50,7 +51,9 @@ func notReady(engine Engine) string {
 	return ""
 }
 
-// StatusHandler serves GET /status: the report as JSON.
+// StatusHandler serves GET /status (the report as JSON) and Go's profiles
+// under /debug/pprof/. Profiles go only on this root-only socket, never on
+// the metrics port: they expose memory contents and cost CPU.
 func StatusHandler(src *Source) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
@@ -58,6 +61,9 @@ func StatusHandler(src *Source) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = WriteJSON(w, &r)
 	})
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 
