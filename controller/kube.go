@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -81,6 +80,7 @@ type kubeRun struct {
 	update   func(State)
 
 	last     *State
+	parsed   *ParseCache
 	rejected map[string]rejectionSeen // node name -> last recorded rejection
 	// patchedRV is the resourceVersion of our own Node as it was when we
 	// last patched it: while the cache still shows that version our patch
@@ -190,6 +190,7 @@ func (s *KubeSource) Run(ctx context.Context, update func(State)) error {
 	r := &kubeRun{
 		s: s, log: log, client: s.Client, lister: nodes.Lister(), queue: queue,
 		recorder: recorder, update: update, rejected: map[string]rejectionSeen{},
+		parsed: NewParseCache(),
 	}
 	// An empty cluster produces no add events; rebuild and publish anyway.
 	queue.Add(keyRebuild)
@@ -249,13 +250,13 @@ func (r *kubeRun) rebuild(ctx context.Context) {
 	if def == 0 {
 		def = r.s.ListenPort
 	}
-	in := Input{Self: r.s.Self, SelfKey: r.s.SelfKey, DefaultPort: def, Nodes: nodes}
+	in := Input{Self: r.s.Self, SelfKey: r.s.SelfKey, DefaultPort: def, Nodes: nodes, Cache: r.parsed}
 	if r.last != nil {
 		in.Incumbents = r.last.Incumbents()
 	}
 	st := Build(in)
 	r.reportRejections(nodes, st.Rejected)
-	if r.last != nil && reflect.DeepEqual(*r.last, st) {
+	if r.last != nil && r.last.Equal(st) {
 		return
 	}
 	if !st.SelfFound && (r.last == nil || r.last.SelfFound) {

@@ -4,9 +4,11 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // scaleNodes returns n Nodes as a large cluster has them: one /24 pod CIDR
@@ -30,21 +32,37 @@ func scaleNodes(n int) []*corev1.Node {
 	return nodes
 }
 
-// BenchmarkBuild is the rebuild every Node event costs the agent.
+// BenchmarkBuild is the rebuild every Node event costs the agent: the
+// Nodes in the informer's (random) order, with the agent's parse cache
+// ("cached") and without (the nodes file).
 func BenchmarkBuild(b *testing.B) {
-	for _, n := range []int{100, 1000, 5000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			nodes := scaleNodes(n)
-			in := Input{Self: "self", SelfKey: nodes[0].Annotations[AnnotationPublicKey], DefaultPort: 51820, Nodes: nodes}
-			in.Incumbents = Build(in).Incumbents()
-			if st := Build(in); len(st.Peers) != n-1 || len(st.Rejected) != 0 {
-				b.Fatalf("%d peers, %d rejected: %v", len(st.Peers), len(st.Rejected), st.Rejected)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				Build(in)
-			}
-		})
+	for _, cached := range []bool{false, true} {
+		for _, n := range []int{100, 1000, 5000} {
+			b.Run(fmt.Sprintf("cached=%v/%d", cached, n), func(b *testing.B) { benchBuild(b, n, cached) })
+		}
+	}
+}
+
+func benchBuild(b *testing.B, n int, cached bool) {
+	nodes := scaleNodes(n)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
+	in := Input{Self: "self", DefaultPort: 51820, Nodes: nodes}
+	for i, nd := range nodes {
+		nd.UID, nd.ResourceVersion = types.UID(fmt.Sprint("uid-", i)), "1"
+		if nd.Name == "self" {
+			in.SelfKey = nd.Annotations[AnnotationPublicKey]
+		}
+	}
+	if cached {
+		in.Cache = NewParseCache()
+	}
+	in.Incumbents = Build(in).Incumbents()
+	if st := Build(in); len(st.Peers) != n-1 || len(st.Rejected) != 0 {
+		b.Fatalf("%d peers, %d rejected: %v", len(st.Peers), len(st.Rejected), st.Rejected)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		Build(in)
 	}
 }

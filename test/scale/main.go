@@ -43,6 +43,7 @@ func main() {
 	flag.IntVar(&cfg.Events, "events", cfg.Events, "Node updates timed per size")
 	flag.DurationVar(&cfg.Churn, "churn", cfg.Churn, "duration of the add/delete churn run per size (0 skips it)")
 	flag.Float64Var(&cfg.ChurnRate, "churn-rate", cfg.ChurnRate, "Node adds plus deletes per second during churn")
+	flag.BoolVar(&cfg.Profile, "profile", false, "save the agent's CPU profile over the event run and its heap profile after it (scale-<n>-cpu.pprof, -heap.pprof in -out)")
 	flag.StringVar(&cfg.Bin, "bin", "bin/crosswire", "crosswire binary")
 	flag.StringVar(&cfg.Out, "out", "results", "directory for bench-scale.json, .md and .png")
 	flag.Parse()

@@ -23,6 +23,9 @@ type Config struct {
 	Out       string
 	// SyncTimeout bounds agent start -> datapath applied.
 	SyncTimeout time.Duration
+	// Profile saves the agent's CPU profile over the event run and its
+	// heap profile after it into Out (scale-<n>-cpu.pprof, -heap.pprof).
+	Profile bool
 }
 
 func defaultConfig() Config {
@@ -193,6 +196,14 @@ func measureEvents(ctx context.Context, cfg Config, e *env, p *probe, n int, res
 	if err != nil {
 		return err
 	}
+	var prof *profiler
+	waitCPU := func() error { return nil }
+	if cfg.Profile {
+		prof = newProfiler(e.cw.StatusSocket(e.node), cfg.Out)
+		// Long enough for the event run on a loaded machine; the profile
+		// covers its start.
+		waitCPU = prof.cpu(ctx, 10*time.Second, fmt.Sprintf("scale-%d-cpu.pprof", n))
+	}
 	var lat []time.Duration
 	for k := nodes; k < nodes+cfg.Events; k++ {
 		d, err := update(k)
@@ -202,6 +213,14 @@ func measureEvents(ctx context.Context, cfg Config, e *env, p *probe, n int, res
 		lat = append(lat, d)
 		if len(lat)%50 == 0 || len(lat) == cfg.Events {
 			fmt.Fprintf(w, "  %d/%d events, last %.1f ms\n", len(lat), cfg.Events, ms(d))
+		}
+	}
+	if err := waitCPU(); err != nil {
+		return err
+	}
+	if prof != nil {
+		if err := prof.save(ctx, "heap", fmt.Sprintf("scale-%d-heap.pprof", n)); err != nil {
+			return err
 		}
 	}
 	slices.Sort(lat)
