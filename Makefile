@@ -40,6 +40,7 @@ FUZZTIME ?= 30000x
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDiff$$' -fuzztime $(FUZZTIME) ./wgtun/
 	$(GO) test -run '^$$' -fuzz '^FuzzElements$$' -fuzztime $(FUZZTIME) ./nft/
+	$(GO) test -run '^$$' -fuzz '^FuzzPlan$$' -fuzztime $(FUZZTIME) ./nft/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseNodeList$$' -fuzztime $(FUZZTIME) ./controller/
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePodCIDR$$' -fuzztime $(FUZZTIME) ./controller/
 	$(GO) test -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME) ./controller/

@@ -91,30 +91,3 @@ func TestParseIntervalsKeepsRawElements(t *testing.T) {
 		t.Errorf("open interval prefixes = %v", got)
 	}
 }
-
-func TestPlanAdd(t *testing.T) {
-	have := parseIntervals(intervalElements(pfx("10.1.0.0/16", "10.2.0.0/16", "10.9.0.0/16")))
-	del, put, err := planAdd(have, pfx("10.0.0.0/14", "10.9.1.0/24", "10.20.0.0/16"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantDel := intervalElements(pfx("10.1.0.0/16", "10.2.0.0/16"))
-	wantPut := intervalElements(pfx("10.0.0.0/14", "10.20.0.0/16"))
-	if !reflect.DeepEqual(del, wantDel) || !reflect.DeepEqual(put, wantPut) {
-		t.Fatalf("planAdd: del %v put %v; want del %v put %v", del, put, wantDel, wantPut)
-	}
-	// A hand-made range that straddles a prefix boundary cannot be replaced
-	// without dropping addresses.
-	odd := parseIntervals([]nftables.SetElement{start("10.0.0.128"), end("10.0.1.128")})
-	if _, _, err := planAdd(odd, pfx("10.0.0.0/24")); err == nil {
-		t.Fatal("planAdd accepted a partial overlap")
-	}
-}
-
-func TestPlanRemove(t *testing.T) {
-	have := parseIntervals(intervalElements(pfx("10.1.0.0/16", "10.2.0.0/16", "255.255.255.255/32")))
-	del := planRemove(have, pfx("10.2.0.0/16", "10.3.0.0/16", "10.1.0.0/24", "255.255.255.255/32"))
-	if want := intervalElements(pfx("10.2.0.0/16", "255.255.255.255/32")); !reflect.DeepEqual(del, want) {
-		t.Fatalf("planRemove = %v, want %v", del, want)
-	}
-}

@@ -3,8 +3,6 @@ package nft
 import (
 	"fmt"
 	"net/netip"
-
-	"github.com/google/nftables"
 )
 
 // AddRemote adds prefixes to the remote sets only, in one batch. The other
@@ -50,30 +48,22 @@ func (m *Manager) updateRemote(ps []netip.Prefix, add bool) error {
 		return err
 	}
 	defer m.release(conn.CloseLasting)
-	ok, err := tableExists(conn, m.table)
-	if err != nil {
-		return fmt.Errorf("%s remote prefixes: %w", op, err)
-	}
-	if !ok {
-		return fmt.Errorf("%s remote prefixes: table %s missing: %w", op, m.table.Name, ErrNotApplied)
-	}
-	sets, err := listSets(conn, m.table)
-	if err != nil {
-		return fmt.Errorf("%s remote prefixes: %w", op, err)
-	}
 	// Dropped now and set again only once this update is committed, so an
-	// error anywhere leaves no cache behind.
-	gc, genErr := m.genConn()
-	var gen uint32
-	if genErr == nil {
-		defer m.release(gc.Close)
-		gen, genErr = generation(gc)
-	}
+	// error anywhere leaves no cache behind. Read before anything else:
+	// the cache, and whatever this update reads, describe the sets at gen.
 	prev := m.cache
 	m.cache = nil
-	var queued bool
-	after := map[string][]nftables.SetElement{}
-	for _, u := range []struct {
+	gen, genErr := m.generation()
+	if genErr != nil || !prev.validAt(gen) {
+		prev = nil
+	}
+	sets, err := prev.tableSets(conn, m.table)
+	if err != nil {
+		return fmt.Errorf("%s remote prefixes: %w", op, err)
+	}
+	var updates []setUpdate
+	queued := false
+	for _, u := range [...]struct {
 		name string
 		ps   []netip.Prefix
 	}{{SetRemote4, v4}, {SetRemote6, v6}} {
@@ -84,32 +74,29 @@ func (m *Manager) updateRemote(ps []netip.Prefix, add bool) error {
 		if !ok {
 			return fmt.Errorf("%s remote prefixes: set %s missing: %w", op, u.name, ErrNotApplied)
 		}
-		els, cached := prev.cachedElements(gen, set)
-		if !cached || genErr != nil {
-			if els, err = conn.GetSetElements(set); err != nil {
-				return fmt.Errorf("%s remote prefixes: list elements of set %s: %w", op, set.Name, err)
-			}
+		have, keep, err := prev.setIntervals(conn, set)
+		if err != nil {
+			return fmt.Errorf("%s remote prefixes: %w", op, err)
 		}
-		have := parseIntervals(els)
-		var del, put []nftables.SetElement
+		var pl plan
 		if add {
-			del, put, err = planAdd(have, u.ps)
+			pl, err = planAdd(have, u.ps)
 		} else {
-			del = planRemove(have, u.ps)
+			pl = planRemove(have, u.ps)
 		}
 		if err != nil {
 			return fmt.Errorf("%s remote prefixes: set %s: %w", op, u.name, err)
 		}
 		// Deletions first: a replaced element must be gone before its
 		// container is inserted, or the kernel sees an overlap.
-		if err := deleteElements(conn, set, del); err != nil {
+		if err := deleteElements(conn, set, pl.del); err != nil {
 			return fmt.Errorf("%s remote prefixes: set %s: %w", op, u.name, err)
 		}
-		if err := addElements(conn, set, put); err != nil {
+		if err := addElements(conn, set, pl.put); err != nil {
 			return fmt.Errorf("%s remote prefixes: set %s: %w", op, u.name, err)
 		}
-		queued = queued || len(del)+len(put) > 0
-		after[u.name] = afterUpdate(els, del, put)
+		queued = queued || len(pl.del)+len(pl.put) > 0
+		updates = append(updates, setUpdate{name: u.name, have: have, plan: pl, keep: keep})
 	}
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("%s remote prefixes: %w", op, err)
@@ -124,59 +111,8 @@ func (m *Manager) updateRemote(ps []netip.Prefix, add bool) error {
 	if genErr != nil {
 		return nil
 	}
-	if now, err := generation(gc); err == nil && now == want {
-		if prev != nil && prev.gen == gen {
-			for name, s := range prev.sets {
-				if _, ok := after[name]; !ok {
-					after[name] = s
-				}
-			}
-		}
-		m.cache = &setCache{gen: now, sets: after}
+	if now, err := m.generation(); err == nil && now == want {
+		m.cache = prev.next(now, sets, updates)
 	}
 	return nil
-}
-
-// planAdd decides which existing elements to delete and which to add so that
-// every prefix in ps (normalised: disjoint) is covered.
-func planAdd(have []interval, ps []netip.Prefix) (del, put []nftables.SetElement, err error) {
-	for _, p := range ps {
-		lo, hi := p.Addr(), lastAddr(p)
-		covered := false
-		var contained []interval
-		for _, iv := range have {
-			switch {
-			case iv.hi.Compare(lo) < 0 || iv.lo.Compare(hi) > 0:
-				// disjoint
-			case iv.lo.Compare(lo) <= 0 && iv.hi.Compare(hi) >= 0:
-				covered = true
-			case iv.lo.Compare(lo) >= 0 && iv.hi.Compare(hi) <= 0:
-				contained = append(contained, iv)
-			default:
-				return nil, nil, fmt.Errorf("%s partly overlaps existing range %s-%s", p, iv.lo, iv.hi)
-			}
-		}
-		if covered {
-			continue
-		}
-		for _, iv := range contained {
-			del = append(del, iv.elements...)
-		}
-		put = append(put, prefixElements(p)...)
-	}
-	return del, put, nil
-}
-
-// planRemove returns the elements of every prefix in ps present exactly.
-func planRemove(have []interval, ps []netip.Prefix) []nftables.SetElement {
-	var del []nftables.SetElement
-	for _, p := range ps {
-		for _, iv := range have {
-			if iv.isPrefix(p) {
-				del = append(del, iv.elements...)
-				break
-			}
-		}
-	}
-	return del
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
 )
 
 // ErrNotApplied is returned by incremental updates when crosswire's table
@@ -49,9 +50,10 @@ type Manager struct {
 	table   *nftables.Table
 	netnsFD int
 
-	mu     sync.Mutex
-	closed bool
-	cache  *setCache // incremental updates' view of the remote sets; setcache.go
+	mu      sync.Mutex
+	closed  bool
+	cache   *setCache     // incremental updates' view of the remote sets; setcache.go
+	genSock *netlink.Conn // for generation queries; generation.go
 
 	// Sockets release has yet to close.
 	pendingMu   sync.Mutex
@@ -291,6 +293,10 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	m.closed = true
+	if m.genSock != nil {
+		m.release(m.genSock.Close)
+		m.genSock = nil
+	}
 	m.closePending()
 	return nil
 }

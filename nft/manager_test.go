@@ -209,6 +209,17 @@ func TestIncrementalNeedsApply(t *testing.T) {
 	if !errors.Is(err, ErrNotApplied) {
 		t.Fatalf("AddRemote without table = %v, want ErrNotApplied", err)
 	}
+	// Nor once the table is deleted behind a cache that knew it.
+	if err := m.Apply(testState()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddRemote(pfx("10.244.4.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	ns.nft(t, "delete", "table", "inet", "crosswire")
+	if err := m.RemoveRemote(pfx("10.244.4.0/24")); !errors.Is(err, ErrNotApplied) {
+		t.Fatalf("RemoveRemote after the table was deleted = %v, want ErrNotApplied", err)
+	}
 }
 
 func TestDrift(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/nftables"
 )
 
 // TestSetCacheFollowsOtherWriters checks that incremental updates planned
@@ -26,14 +28,8 @@ func TestSetCacheFollowsOtherWriters(t *testing.T) {
 	if m.cache == nil {
 		t.Fatal("no cache after an update nobody else interleaved with")
 	}
-	gc, err := m.genConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gc.Close()
-	gen, err := generation(gc)
-	if err != nil || gen != m.cache.gen {
-		t.Fatalf("generation %d (%v), cache at %d", gen, err, m.cache.gen)
+	if gen := currentGen(t, m); gen != m.cache.gen {
+		t.Fatalf("generation %d, cache at %d", gen, m.cache.gen)
 	}
 	// From the cache: remove one, add one, and a covered prefix is a no-op.
 	if err := m.RemoveRemote(pfx("10.244.2.0/24")); err != nil {
@@ -62,7 +58,7 @@ func TestSetCacheFollowsOtherWriters(t *testing.T) {
 	if m.cache == nil {
 		t.Fatal("cache dropped without another writer")
 	}
-	if cached := parseIntervals(m.cache.sets[SetRemote4]); !reflect.DeepEqual(ivPrefixes(cached), ivPrefixes(fresh)) {
+	if cached := m.cache.intervals[SetRemote4]; !reflect.DeepEqual(ivPrefixes(cached), ivPrefixes(fresh)) {
 		t.Fatalf("cache holds %v, kernel %v", ivPrefixes(cached), ivPrefixes(fresh))
 	}
 
@@ -121,12 +117,77 @@ func TestCloseClosesReleasedSockets(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no socket pending after two operations")
 	}
+	if m.genSock == nil {
+		t.Fatal("no generation socket kept after an update")
+	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if m.genSock != nil {
+		t.Fatal("generation socket still open after Close")
 	}
 	m.pendingMu.Lock()
 	defer m.pendingMu.Unlock()
 	if len(m.pending) != 0 {
 		t.Fatalf("%d sockets still open after Close", len(m.pending))
+	}
+}
+
+// TestGenerationSocketRedials: an update whose generation query fails
+// still applies, uncached, and the next one dials a new socket and caches
+// again.
+func TestGenerationSocketRedials(t *testing.T) {
+	ns := newNS(t)
+	m := newTestManager(t, ns)
+	if err := m.Apply(testState()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddRemote(pfx("10.244.4.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	broken := m.genSock
+	if err := broken.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddRemote(pfx("10.244.5.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if m.cache != nil || m.genSock != nil {
+		t.Fatalf("after a failed generation query: cache %v, socket %v; want neither", m.cache, m.genSock)
+	}
+	if err := m.RemoveRemote(pfx("10.244.4.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if m.cache == nil || m.genSock == nil || m.genSock == broken {
+		t.Fatal("no new socket, or no cache, after the next update")
+	}
+	if want := []string{"10.244.2.0/24", "10.244.3.0/24", "10.244.5.0/24"}; !slices.Equal(listTable(t, ns, "crosswire").sets["remote4"], want) {
+		t.Fatalf("remote4 = %v, want %v", listTable(t, ns, "crosswire").sets["remote4"], want)
+	}
+}
+
+// TestCacheable: only sets whose intervals are each encoded as the Manager
+// encodes a prefix can be kept up to date by editing their intervals.
+func TestCacheable(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		els  []nftables.SetElement
+		want bool
+	}{
+		{"empty", nil, true},
+		{"prefixes, adjacent", intervalElements(pfx("10.0.0.0/24", "10.0.1.0/24")), true},
+		{"open to the top", intervalElements(pfx("10.0.0.0/24", "255.255.255.0/24")), true},
+		{"v6 open to the top", intervalElements(pfx("fd00::/64", "ffff::/16")), true},
+		{"nft's no-op end at the lowest address", append(intervalElements(pfx("10.0.0.0/24")), end("0.0.0.0")), true},
+		{"hand-made range", []nftables.SetElement{start("10.0.6.128"), end("10.0.7.10")}, true},
+		{"stray end in a gap", append(intervalElements(pfx("10.0.0.0/24")), end("10.0.5.0")), false},
+		{"lone start cut by the next", []nftables.SetElement{start("10.0.0.128"), start("10.0.1.0"), end("10.0.2.0")}, false},
+		{"key of no address", []nftables.SetElement{{Key: []byte{10, 0, 0}}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := cacheable(tt.els, parseIntervals(tt.els)); got != tt.want {
+				t.Fatalf("cacheable(%v) = %t, want %t", tt.els, got, tt.want)
+			}
+		})
 	}
 }
