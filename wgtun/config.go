@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.zx2c4.com/wireguard/device"
@@ -21,7 +22,21 @@ type Config struct {
 	SocketDir string
 	Keepalive int // persistent keepalive seconds for every peer (0 = off)
 	Logger    *zap.Logger
+
+	// OnDemand configures a desired peer in wireguard-go only while it is
+	// active: when a packet to one of its allowed IPs leaves through the
+	// TUN, or a packet from its endpoint IP arrives. A peer idle for
+	// IdleTimeout is removed again. An unconfigured peer costs no
+	// wireguard-go memory or goroutines; see ondemand.go.
+	OnDemand bool
+	// IdleTimeout is how long an on-demand peer must be idle before it is
+	// removed (default 5 minutes). Persistent keepalives count as traffic.
+	IdleTimeout time.Duration
 }
+
+// defaultIdleTimeout is Tailscale's lazy-peer idle time: long enough that a
+// peer talked to every few minutes stays configured.
+const defaultIdleTimeout = 5 * time.Minute
 
 // MTU limits: 576 is the IPv4 minimum every host must accept; 65535 is the
 // IP total-length limit.
@@ -39,6 +54,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
+	}
+	if c.OnDemand && c.IdleTimeout == 0 {
+		c.IdleTimeout = defaultIdleTimeout
 	}
 	return c
 }
@@ -64,6 +82,9 @@ func (c Config) validate() error {
 	}
 	if c.Keepalive < 0 || c.Keepalive > 65535 {
 		errs = append(errs, fmt.Errorf("keepalive %d out of range 0..65535", c.Keepalive))
+	}
+	if c.IdleTimeout < 0 || (c.OnDemand && c.IdleTimeout == 0) {
+		errs = append(errs, fmt.Errorf("idle timeout %v must be positive", c.IdleTimeout))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid wgtun config: %w", err)

@@ -3,6 +3,7 @@ package wgtun
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -15,6 +16,11 @@ func TestConfigValidate(t *testing.T) {
 	noMTU.MTU = 0
 	if c := noMTU.withDefaults(); c.MTU != 1420 || c.validate() != nil {
 		t.Fatalf("MTU 0 should default to 1420, got %d", c.MTU)
+	}
+	onDemand := good
+	onDemand.OnDemand = true
+	if c := onDemand.withDefaults(); c.IdleTimeout != 5*time.Minute || c.validate() != nil {
+		t.Fatalf("on-demand idle timeout 0 should default to 5m, got %v", c.IdleTimeout)
 	}
 	for _, tc := range []struct {
 		mut  func(*Config)
@@ -29,6 +35,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.PrivateKey = Key{} }, "private key"},
 		{func(c *Config) { c.SocketDir = "" }, "socket directory"},
 		{func(c *Config) { c.Keepalive = -1 }, "keepalive"},
+		{func(c *Config) { c.OnDemand, c.IdleTimeout = true, -time.Second }, "idle timeout"},
+		{func(c *Config) { c.IdleTimeout = -time.Second }, "idle timeout"},
 	} {
 		c := good
 		tc.mut(&c)

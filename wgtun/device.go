@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
@@ -23,9 +24,12 @@ type Device struct {
 	pub  Key
 	port uint16
 
-	setMu   sync.Mutex    // serialises SetPeers' and SyncPeers' diff-write
+	setMu   sync.Mutex    // serialises our writes: SetPeers, SyncPeers and the on-demand activator and trimmer
 	written map[Key]Peer  // peers as our last write left them (normalised); nil = unknown
 	ipcSets atomic.Uint64 // UAPI set operations we issued; tests check diffs write nothing
+	nPeers  atomic.Int64  // peers of the last successful write, for PeerCounts
+
+	od *onDemand // nil unless Config.OnDemand
 
 	closeOnce sync.Once
 	closeErr  error
@@ -64,7 +68,16 @@ func Open(cfg Config) (*Device, error) {
 	nt := newNSTUN(t, nl, link.Attrs().Index)
 
 	d := &Device{cfg: cfg, log: log, pub: cfg.PrivateKey.PublicKey(), tun: nt}
-	d.wg = device.NewDevice(nt, conn.NewDefaultBind(), wgLogger(log))
+	// Without OnDemand wireguard-go gets the TUN and bind as they are: no
+	// wrapper on the packet paths.
+	var tdev tun.Device = nt
+	bind := conn.NewDefaultBind()
+	if cfg.OnDemand {
+		d.od = newOnDemand(cfg.IdleTimeout, log)
+		tdev = &onDemandTUN{Device: nt, od: d.od}
+		bind = &onDemandBind{Bind: bind, od: d.od}
+	}
+	d.wg = device.NewDevice(tdev, bind, wgLogger(log))
 	fail := func(err error) (*Device, error) {
 		d.wg.Close() // also closes the TUN, which deletes the interface
 		return nil, fmt.Errorf("wgtun %s: %w", cfg.Name, err)
@@ -99,8 +112,16 @@ func Open(cfg Config) (*Device, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if d.od != nil {
+		// No peer is desired before the first SetPeers, so nothing can ask
+		// for an activation before the activator runs.
+		d.od.done.Add(2)
+		go d.runActivator()
+		go d.runTrimmer()
+	}
 	log.Info("wireguard device up", zap.Uint16("port", d.port), zap.Int("mtu", cfg.MTU),
-		zap.Stringer("publicKey", d.pub), zap.String("uapi", d.uapi.path))
+		zap.Stringer("publicKey", d.pub), zap.String("uapi", d.uapi.path),
+		zap.Bool("onDemand", cfg.OnDemand), zap.Duration("idleTimeout", cfg.IdleTimeout))
 	return d, nil
 }
 
@@ -132,6 +153,10 @@ func (d *Device) ipcSet(body string) error {
 // hand, or an endpoint the device learnt from a roaming peer, stays as it is
 // until the next SyncPeers. Without a record (first call, or after an
 // error) it is SyncPeers.
+//
+// With Config.OnDemand, peers is the full desired set, and what is written
+// is its active part (see ondemand.go): a changed active peer is updated,
+// a no-longer-desired active peer removed, an inactive one not configured.
 func (d *Device) SetPeers(peers []Peer) error {
 	if err := d.validatePeers(peers); err != nil {
 		return fmt.Errorf("wgtun %s: set peers: %w", d.cfg.Name, err)
@@ -142,7 +167,11 @@ func (d *Device) SetPeers(peers []Peer) error {
 		_, err := d.syncLocked(peers)
 		return err
 	}
-	return d.writeLocked(d.written, indexPeers(peers))
+	desired := indexPeers(peers)
+	if d.od != nil {
+		desired = d.od.setDesiredLocked(desired, nil, time.Now())
+	}
+	return d.writeLocked(d.written, desired)
 }
 
 // SyncPeers makes the device's peers exactly peers: it reads the device
@@ -151,6 +180,10 @@ func (d *Device) SetPeers(peers []Peer) error {
 // device learnt from roaming peers to the configured ones. It describes
 // what it found different ("" if nothing), for the drift log. The engine
 // calls it on every full resync.
+//
+// With Config.OnDemand the device is compared with, and made, the active
+// part of peers: inactive peers are not missing, an active one removed by
+// hand is, and a desired peer the device holds anyway becomes active.
 func (d *Device) SyncPeers(peers []Peer) (string, error) {
 	if err := d.validatePeers(peers); err != nil {
 		return "", fmt.Errorf("wgtun %s: sync peers: %w", d.cfg.Name, err)
@@ -171,6 +204,9 @@ func (d *Device) syncLocked(peers []Peer) (string, error) {
 		current[p.PublicKey] = normalizePeer(p.Peer)
 	}
 	desired := indexPeers(peers)
+	if d.od != nil {
+		desired = d.od.setDesiredLocked(desired, current, time.Now())
+	}
 	drift := describeDrift(current, desired)
 	return drift, d.writeLocked(current, desired)
 }
@@ -216,6 +252,7 @@ func (d *Device) writeLocked(current, desired map[Key]Peer) error {
 		}
 	}
 	d.written = desired
+	d.nPeers.Store(int64(len(desired)))
 	return nil
 }
 
@@ -280,6 +317,9 @@ func (d *Device) InitiateHandshakes() {
 // first result.
 func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
+		if d.od != nil {
+			d.od.halt() // packet paths stop waiting for activations
+		}
 		var errs []error
 		if d.uapi != nil {
 			if err := d.uapi.close(); err != nil {
@@ -287,6 +327,11 @@ func (d *Device) Close() error {
 			}
 		}
 		d.wg.Close()
+		if d.od != nil {
+			// After wg.Close every IpcSet the goroutines may be blocked in
+			// has returned (see ondemand.go).
+			d.od.done.Wait()
+		}
 		if len(errs) > 0 {
 			d.closeErr = fmt.Errorf("wgtun %s: close: %w", d.cfg.Name, errors.Join(errs...))
 		}

@@ -56,6 +56,12 @@ func BenchmarkSetPeersEvent(b *testing.B) {
 // when the benchmark or test ends.
 func benchDevice(b testing.TB) *Device {
 	b.Helper()
+	return benchDeviceWith(b, nil)
+}
+
+// benchDeviceWith is benchDevice with the config changed by mod (if not nil).
+func benchDeviceWith(b testing.TB, mod func(*Config)) *Device {
+	b.Helper()
 	r := make([]byte, 4)
 	if _, err := rand.Read(r); err != nil {
 		b.Fatal(err)
@@ -74,6 +80,9 @@ func benchDevice(b testing.TB) *Device {
 		b.Fatal(err)
 	}
 	cfg := Config{Name: "cwb0", MTU: 1420, ListenPort: 0, PrivateKey: key, SocketDir: b.TempDir(), Logger: testLogger()}
+	if mod != nil {
+		mod(&cfg)
+	}
 	done := make(chan error, 1)
 	var d *Device
 	go func() {

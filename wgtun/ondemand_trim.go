@@ -1,0 +1,102 @@
+package wgtun
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// maxTrimInterval bounds the trimmer's period, so that a long IdleTimeout
+// still notices counters that moved between checks.
+const maxTrimInterval = 30 * time.Second
+
+// trimInterval is how often the trimmer looks at the active peers.
+func trimInterval(idle time.Duration) time.Duration {
+	return min(idle/4, maxTrimInterval)
+}
+
+// runTrimmer removes idle peers from wireguard-go every trimInterval until
+// halt.
+func (d *Device) runTrimmer() {
+	od := d.od
+	defer od.done.Done()
+	t := time.NewTicker(trimInterval(od.idle))
+	defer t.Stop()
+	for {
+		select {
+		case <-od.stop:
+			return
+		case now := <-t.C:
+			d.trimIdle(now)
+		}
+	}
+}
+
+// peerIdle reports whether an active peer may be removed: it has been
+// configured for at least idle, has not completed a handshake within idle
+// (wireguard-go rekeys every two minutes while a session carries traffic,
+// and a session unused for three minutes needs a new handshake on its next
+// packet), and its byte counters have not moved since the previous check
+// (no traffic right now, which the handshake age cannot tell).
+func peerIdle(now, activatedAt, lastHandshake time.Time, prevRx, prevTx, rx, tx uint64, idle time.Duration) bool {
+	switch {
+	case now.Sub(activatedAt) < idle:
+		return false
+	case !lastHandshake.IsZero() && now.Sub(lastHandshake) < idle:
+		return false
+	default:
+		return rx == prevRx && tx == prevTx
+	}
+}
+
+// trimIdle removes the idle active peers in one UAPI set, from one UAPI get.
+// Active peers the device lacks (removed by hand) are left active for
+// SyncPeers to report and restore.
+func (d *Device) trimIdle(now time.Time) {
+	od := d.od
+	d.setMu.Lock()
+	defer d.setMu.Unlock()
+	if od.stopped() || od.nConfigured.Load() == 0 {
+		return
+	}
+	st, err := d.state()
+	if err != nil {
+		d.log.Warn("on-demand: trim idle peers", zap.Error(err))
+		return
+	}
+	var idle []*odPeer
+	for _, s := range st.Peers {
+		p := od.peers[s.PublicKey]
+		if p == nil || !p.active.Load() {
+			continue // not ours to trim: SyncPeers deals with it
+		}
+		if peerIdle(now, p.activatedAt, s.LastHandshake, p.rx, p.tx, s.RxBytes, s.TxBytes, od.idle) {
+			idle = append(idle, p)
+		}
+		p.rx, p.tx = s.RxBytes, s.TxBytes
+	}
+	if len(idle) == 0 {
+		return
+	}
+	var b strings.Builder
+	for _, p := range idle {
+		// Cleared before the removal: a packet that sees the flag clear
+		// asks for the peer again, and the activator, waiting for setMu,
+		// re-adds it after this write.
+		od.markInactive(p)
+		fmt.Fprintf(&b, "public_key=%s\nremove=true\n", p.key.hex())
+	}
+	if err := d.ipcSet(b.String()); err != nil {
+		d.written = nil // the next SetPeers reads back and adopts what is left
+		d.log.Warn("on-demand: remove idle peers", zap.Int("peers", len(idle)), zap.Error(err))
+		return
+	}
+	for _, p := range idle {
+		delete(d.written, p.key)
+	}
+	d.log.Info("on-demand: removed idle tunnel peers", zap.Int("removed", len(idle)),
+		zap.Int64("configured", od.nConfigured.Load()), zap.Int64("desired", od.nDesired.Load()),
+		zap.Duration("idleTimeout", od.idle))
+}
