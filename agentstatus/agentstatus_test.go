@@ -217,6 +217,7 @@ interface: crosswire0
   listen port: 51820
   mtu: 1420
   strict: false
+  wireguard peers configured: 3 (every node)
 datapath:
   last apply: ok, 3s ago, took 2.5ms
   applies: 7, errors: 1, drift repairs: 1
@@ -457,5 +458,30 @@ func TestProfilesOnlyOnStatusSocket(t *testing.T) {
 	}
 	if code, _ := get(Handler(prometheus.NewRegistry(), eng), "/debug/pprof/"); code != 404 {
 		t.Fatalf("metrics port serves profiles: %d", code)
+	}
+}
+
+// With on-demand peers the report says so, and tells configured peers from
+// known ones.
+func TestReportConfiguredPeers(t *testing.T) {
+	src, _, _ := fixture()
+	src.Info.OnDemandPeers = true
+	r := src.Report()
+	if !r.OnDemandPeers || r.PeersConfigured != 3 {
+		t.Fatalf("on_demand_peers %v, peers_configured %d; want true, 3", r.OnDemandPeers, r.PeersConfigured)
+	}
+	configured := map[string]bool{}
+	for _, p := range r.Peers {
+		configured[p.Name] = p.Configured
+	}
+	if !configured["node2"] || !configured["node6"] || configured["node4"] || configured["node5"] {
+		t.Fatalf("configured by peer: %v", configured)
+	}
+	var buf strings.Builder
+	if err := WriteText(&buf, &r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "wireguard peers configured: 3 (on demand)") {
+		t.Fatalf("text lacks the on-demand line:\n%s", buf.String())
 	}
 }

@@ -19,6 +19,8 @@ type Metrics struct {
 }
 
 var (
+	descConfigured = prometheus.NewDesc("crosswire_wireguard_peers_configured",
+		"Peers on the WireGuard device now (with --on-demand-peers, those with recent traffic).", nil, nil)
 	descPeers = prometheus.NewDesc("crosswire_peers",
 		"Other nodes by state: ok, idle, waiting_for_key, handshake_stale, rejected.", []string{"state"}, nil)
 	descHandshake = prometheus.NewDesc("crosswire_peer_last_handshake_seconds",
@@ -87,7 +89,7 @@ func Label(state string) string { return strings.ReplaceAll(state, " ", "_") }
 type collector struct{ src *Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPeers, descHandshake, descRx, descTx, descMarked, descRejected} {
+	for _, d := range []*prometheus.Desc{descConfigured, descPeers, descHandshake, descRx, descTx, descMarked, descRejected} {
 		ch <- d
 	}
 }
@@ -112,6 +114,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRx, prometheus.CounterValue, float64(p.RxBytes), p.Name)
 		ch <- prometheus.MustNewConstMetric(descTx, prometheus.CounterValue, float64(p.TxBytes), p.Name)
 	}
+	ch <- prometheus.MustNewConstMetric(descConfigured, prometheus.GaugeValue, float64(r.PeersConfigured))
 	for _, s := range States {
 		ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(states[s]), Label(s))
 	}

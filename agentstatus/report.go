@@ -28,6 +28,11 @@ type Report struct {
 	ListenPort uint16    `json:"listen_port"`
 	MTU        int       `json:"mtu"`
 	Strict     bool      `json:"strict"`
+	// OnDemandPeers is true when WireGuard holds only the peers with
+	// recent traffic (--on-demand-peers); PeersConfigured is how many it
+	// holds now.
+	OnDemandPeers   bool `json:"on_demand_peers"`
+	PeersConfigured int  `json:"peers_configured"`
 	// HandshakeTimeoutSeconds is the age after which a handshake no longer
 	// counts as ok (WireGuard's REJECT_AFTER_TIME, 180 s, by default).
 	HandshakeTimeoutSeconds float64 `json:"handshake_timeout_seconds"`
@@ -78,6 +83,9 @@ type Peer struct {
 	RxBytes             uint64     `json:"rx_bytes"`
 	TxBytes             uint64     `json:"tx_bytes"`
 	State               string     `json:"state"`
+	// Configured is true while the peer is on the WireGuard device; with
+	// on-demand peers an idle one is not.
+	Configured bool `json:"configured"`
 	// Reason explains a rejected Node (and is empty otherwise).
 	Reason string `json:"reason,omitempty"`
 }

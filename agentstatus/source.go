@@ -34,6 +34,8 @@ type Info struct {
 	ListenPort uint16
 	MTU        int // at start; the tunnel's live MTU wins when it can tell
 	Strict     bool
+	// OnDemandPeers: WireGuard holds only the peers with recent traffic.
+	OnDemandPeers bool
 }
 
 // Mark counter keys in Report.MarkCounters, by nftables rule comment.
@@ -75,7 +77,7 @@ func (s *Source) Report() Report {
 	st := s.Engine.Status()
 	r := Report{
 		Node: s.Info.Node, Time: now, Interface: s.Info.Interface, PublicKey: s.Info.PublicKey,
-		ListenPort: s.Info.ListenPort, MTU: s.Info.MTU, Strict: s.Info.Strict,
+		ListenPort: s.Info.ListenPort, MTU: s.Info.MTU, Strict: s.Info.Strict, OnDemandPeers: s.Info.OnDemandPeers,
 		HandshakeTimeoutSeconds: s.timeout().Seconds(),
 		Datapath: Datapath{
 			Known: st.Known, Applied: st.Applied, LastDurationSec: st.LastDuration.Seconds(),
@@ -102,6 +104,7 @@ func (s *Source) Report() Report {
 			r.Errors = append(r.Errors, "tunnel: "+err.Error())
 		}
 	}
+	r.PeersConfigured = len(stats)
 	if s.Tracker != nil && stats != nil {
 		s.Tracker.Observe(now, stats, s.timeout())
 	}
@@ -156,6 +159,7 @@ func (s *Source) peer(now time.Time, p proxy.PeerStatus, byKey map[wgtun.Key]wgt
 	}
 	out.PublicKey = p.PublicKey.String()
 	ps, onDevice := byKey[p.PublicKey]
+	out.Configured = onDevice
 	if onDevice {
 		out.RxBytes, out.TxBytes = ps.RxBytes, ps.TxBytes
 		if ps.Endpoint.IsValid() {

@@ -22,6 +22,11 @@ func WriteText(w io.Writer, r *Report) error {
 	fmt.Fprintf(&b, "  listen port: %d\n", r.ListenPort)
 	fmt.Fprintf(&b, "  mtu: %d\n", r.MTU)
 	fmt.Fprintf(&b, "  strict: %t\n", r.Strict)
+	mode := "every node"
+	if r.OnDemandPeers {
+		mode = "on demand"
+	}
+	fmt.Fprintf(&b, "  wireguard peers configured: %d (%s)\n", r.PeersConfigured, mode)
 
 	d := r.Datapath
 	b.WriteString("datapath:\n")

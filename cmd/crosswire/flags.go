@@ -35,6 +35,8 @@ type options struct {
 	kubeconfig   string
 	serve        serveOptions // serve.go: metrics, health, status socket
 	strict       bool
+	onDemand     bool
+	peerIdle     time.Duration
 }
 
 func defaultOptions() options {
@@ -53,6 +55,7 @@ func defaultOptions() options {
 		nftTable:     "crosswire",
 		resync:       30 * time.Second,
 		keepalive:    0,
+		peerIdle:     5 * time.Minute,
 		logLevel:     "info",
 		serve:        defaultServeOptions(),
 	}
@@ -102,6 +105,12 @@ func (o *options) validate() error {
 	}
 	if o.keepalive < 0 || o.keepalive > 65535 {
 		return fmt.Errorf("--keepalive %d: must be in 0..65535 seconds", o.keepalive)
+	}
+	if o.peerIdle < 10*time.Second {
+		// Below WireGuard's own timers (a handshake every 2 min under
+		// traffic, keepalive 10 s) a busy peer could be trimmed between two
+		// checks of its counters.
+		return fmt.Errorf("--peer-idle-timeout %v: must be at least 10s", o.peerIdle)
 	}
 	return nil
 }

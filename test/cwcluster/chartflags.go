@@ -19,6 +19,8 @@ var chartDefaults = [][2]string{
 	{"strict", "false"},
 	{"resync-interval", "30s"},
 	{"keepalive", "0"},
+	{"on-demand-peers", "false"},
+	{"peer-idle-timeout", "5m"},
 	{"metrics-port", "9763"},
 	{"status-socket", "/var/run/crosswire/status.sock"},
 }

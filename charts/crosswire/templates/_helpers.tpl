@@ -73,6 +73,8 @@ first, then its own flags (crosswire.agentArgs). One YAML list item a line.
 - --strict={{ .Values.strict }}
 - --resync-interval={{ .Values.resyncInterval }}
 - --keepalive={{ .Values.keepalive }}
+- --on-demand-peers={{ .Values.onDemandPeers }}
+- --peer-idle-timeout={{ .Values.peerIdleTimeout }}
 - --metrics-port={{ .Values.metrics.port }}
 - --status-socket={{ include "crosswire.statusSocket" . }}
 {{- range .Values.extraArgs }}
