@@ -32,7 +32,7 @@ type env struct {
 	agent *netcluster.Process
 }
 
-func newEnv(ctx context.Context, cfg Config) (e *env, err error) {
+func newEnv(ctx context.Context, cfg Config, mode string) (e *env, err error) {
 	e = &env{}
 	defer func() {
 		if err != nil {
@@ -87,6 +87,7 @@ func newEnv(ctx context.Context, cfg Config) (e *env, err error) {
 			"--log-level", "info",
 			"--status-socket", e.cw.StatusSocket(n),
 			"--metrics-port", fmt.Sprint(cwcluster.MetricsPort),
+			"--on-demand-peers=" + fmt.Sprint(mode == ModeOnDemand),
 		}
 	}
 	key, err := e.cw.PublicKey(e.node)

@@ -40,6 +40,7 @@ import (
 func main() {
 	cfg := defaultConfig()
 	sizes := flag.String("sizes", "100,1000,5000", "comma-separated Node counts (including the agent's own)")
+	modes := flag.String("modes", strings.Join(cfg.Modes, ","), "comma-separated peer modes: all (every Node a WireGuard peer), on-demand (--on-demand-peers)")
 	flag.IntVar(&cfg.Events, "events", cfg.Events, "Node updates timed per size")
 	flag.DurationVar(&cfg.Churn, "churn", cfg.Churn, "duration of the add/delete churn run per size (0 skips it)")
 	flag.Float64Var(&cfg.ChurnRate, "churn-rate", cfg.ChurnRate, "Node adds plus deletes per second during churn")
@@ -55,6 +56,15 @@ func main() {
 			os.Exit(2)
 		}
 		cfg.Sizes = append(cfg.Sizes, n)
+	}
+
+	cfg.Modes = nil
+	for _, m := range strings.Split(*modes, ",") {
+		if m = strings.TrimSpace(m); m != ModeAll && m != ModeOnDemand {
+			fmt.Fprintf(os.Stderr, "scale: bad mode %q (all or on-demand)\n", m)
+			os.Exit(2)
+		}
+		cfg.Modes = append(cfg.Modes, m)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -19,7 +19,7 @@ import (
 const (
 	plotW, plotH = 12 * vg.Inch, 5.5 * vg.Inch
 	headerH      = 46 // points reserved above the panels for the title
-	legendH      = 56 // points reserved below the panels: 3 legend lines
+	legendH      = 86 // points reserved below the panels: 5 legend lines
 )
 
 var (
@@ -61,8 +61,17 @@ func (r *Report) WritePNG(path string) error {
 		{series{"Node update → applied, p99", p99Color, func(s SizeResult) float64 { return s.EventP99Ms }}, "p99", r.Targets.EventP99Ms},
 	}
 	for _, t := range targets {
-		if err := lat.addSeries(r.Sizes, t.series); err != nil {
+		if err := lat.addSeries(r.Sizes, ModeAll, t.series); err != nil {
 			return err
+		}
+	}
+	// On-demand peers: only the figures it changes, to keep the panel
+	// readable.
+	for _, t := range targets {
+		if t.target > 0 {
+			if err := lat.addSeries(r.Sizes, ModeOnDemand, t.series); err != nil {
+				return err
+			}
 		}
 	}
 	for _, t := range targets {
@@ -75,8 +84,10 @@ func (r *Report) WritePNG(path string) error {
 	lat.Y.Min, lat.Y.Max = lo/3, hi*3
 
 	rss := r.newPanel("Agent RSS after sync (lower is better)", "MiB", false)
-	if err := rss.addSeries(r.Sizes, series{"RSS after sync", rssColor, func(s SizeResult) float64 { return s.RSSAfterSyncMiB }}); err != nil {
-		return err
+	for _, mode := range []string{ModeAll, ModeOnDemand} {
+		if err := rss.addSeries(r.Sizes, mode, series{"RSS after sync", rssColor, func(s SizeResult) float64 { return s.RSSAfterSyncMiB }}); err != nil {
+			return err
+		}
 	}
 	rss.addTarget(fmt.Sprintf("target: < %g MiB", r.Targets.RSSMiB), rssColor, r.Targets.RSSMiB)
 	_, hi = yRange(rss.Plot)
@@ -133,8 +144,13 @@ func (r *Report) newPanel(title, ylabel string, logY bool) *panel {
 	p.X.Scale = plot.LogScale{}
 	var ticks plot.ConstantTicks
 	lo, hi := math.Inf(1), math.Inf(-1)
+	seen := map[int]bool{}
 	for _, s := range r.Sizes {
 		n := float64(s.Nodes)
+		if seen[s.Nodes] {
+			continue
+		}
+		seen[s.Nodes] = true
 		ticks = append(ticks, plot.Tick{Value: n, Label: strconv.Itoa(s.Nodes)})
 		lo, hi = min(lo, n), max(hi, n)
 	}
@@ -157,12 +173,16 @@ func (r *Report) newPanel(title, ylabel string, logY bool) *panel {
 	return pn
 }
 
-// addSeries draws one line with points. On a log Y axis a point at 0
-// cannot be drawn and is left out; the Markdown table still has it.
-func (p *panel) addSeries(sizes []SizeResult, s series) error {
+// addSeries draws one line with points for the results of one peer mode
+// (on-demand: dotted, triangles). On a log Y axis a point at 0 cannot be
+// drawn and is left out; the Markdown table still has it.
+func (p *panel) addSeries(sizes []SizeResult, mode string, s series) error {
 	_, logY := p.Y.Scale.(plot.LogScale)
 	var xys plotter.XYs
 	for _, sz := range sizes {
+		if sz.Peers != mode && (sz.Peers != "" || mode != ModeAll) {
+			continue // results from before modes existed are all-peers
+		}
 		if v := s.value(sz); v > 0 || !logY {
 			xys = append(xys, plotter.XY{X: float64(sz.Nodes), Y: v})
 		}
@@ -176,8 +196,14 @@ func (p *panel) addSeries(sizes []SizeResult, s series) error {
 	}
 	line.Color, line.Width = s.color, vg.Points(2)
 	points.Color, points.Shape, points.Radius = s.color, draw.CircleGlyph{}, vg.Points(3.5)
+	name := s.name
+	if mode == ModeOnDemand {
+		line.Dashes = []vg.Length{vg.Points(2), vg.Points(3)}
+		points.Shape, points.Radius = draw.TriangleGlyph{}, vg.Points(4.5)
+		name += ", on-demand peers"
+	}
 	p.Add(line, points)
-	p.measured.Add(s.name, line, points)
+	p.measured.Add(name, line, points)
 	return nil
 }
 

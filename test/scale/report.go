@@ -45,6 +45,7 @@ type Targets struct {
 // SizeResult is one cluster size.
 type SizeResult struct {
 	Nodes             int      `json:"nodes"`
+	Peers             string   `json:"peers"` // ModeAll or ModeOnDemand
 	Cluster           string   `json:"cluster"` // namespace prefix of the run
 	CreateSeconds     float64  `json:"create_seconds"`
 	StartToAppliedMs  float64  `json:"start_to_applied_ms"`
@@ -134,7 +135,7 @@ func (r *Report) Markdown() string {
 	b.WriteString("| | target (5000) |")
 	sep := "| --- | --- |"
 	for _, s := range r.Sizes {
-		fmt.Fprintf(&b, " %d nodes |", s.Nodes)
+		fmt.Fprintf(&b, " %d nodes, %s peers |", s.Nodes, s.Peers)
 		sep += " ---: |"
 	}
 	b.WriteString("\n" + sep + "\n")

@@ -13,7 +13,11 @@ import (
 
 // Config is one benchmark run.
 type Config struct {
-	Sizes     []int
+	Sizes []int
+	// Modes are the agent's peer modes to measure at every size:
+	// ModeAll (every Node a WireGuard peer) and ModeOnDemand
+	// (--on-demand-peers).
+	Modes     []string
 	Events    int           // Node updates timed per size
 	Churn     time.Duration // add/delete run per size; 0 skips it
 	ChurnRate float64       // adds plus deletes per second
@@ -30,31 +34,39 @@ type Config struct {
 
 func defaultConfig() Config {
 	return Config{
-		Sizes: []int{100, 1000, 5000}, Events: 200, Churn: 60 * time.Second, ChurnRate: 10,
+		Sizes: []int{100, 1000, 5000}, Modes: []string{ModeAll, ModeOnDemand}, Events: 200, Churn: 60 * time.Second, ChurnRate: 10,
 		Sample: 5 * time.Second, SyncTimeout: 5 * time.Minute,
 	}
 }
 
-// Run measures every size in turn, each on a fresh API server and node
-// namespace, and returns what it measured even when a later size fails.
+// Peer modes of the agent.
+const (
+	ModeAll      = "all"
+	ModeOnDemand = "on-demand"
+)
+
+// Run measures every size and mode in turn, each on a fresh API server and
+// node namespace, and returns what it measured even when a later one fails.
 func Run(ctx context.Context, cfg Config, w io.Writer) (*Report, error) {
 	rep := newReport(cfg)
 	for _, n := range cfg.Sizes {
-		fmt.Fprintf(w, "scale: %d nodes\n", n)
-		r, err := runSize(ctx, cfg, n, w)
-		if err != nil {
-			return rep, fmt.Errorf("%d nodes: %w", n, err)
+		for _, mode := range cfg.Modes {
+			fmt.Fprintf(w, "scale: %d nodes, %s peers\n", n, mode)
+			r, err := runSize(ctx, cfg, n, mode, w)
+			if err != nil {
+				return rep, fmt.Errorf("%d nodes, %s peers: %w", n, mode, err)
+			}
+			rep.Sizes = append(rep.Sizes, r)
 		}
-		rep.Sizes = append(rep.Sizes, r)
 	}
 	rep.finish()
 	return rep, nil
 }
 
-func runSize(ctx context.Context, cfg Config, n int, w io.Writer) (res SizeResult, err error) {
-	res.Nodes = n
+func runSize(ctx context.Context, cfg Config, n int, mode string, w io.Writer) (res SizeResult, err error) {
+	res.Nodes, res.Peers = n, mode
 	step := time.Now()
-	e, err := newEnv(ctx, cfg)
+	e, err := newEnv(ctx, cfg, mode)
 	if err != nil {
 		return res, err
 	}
@@ -74,7 +86,7 @@ func runSize(ctx context.Context, cfg Config, n int, w io.Writer) (res SizeResul
 	res.CreateSeconds = time.Since(step).Seconds()
 	fmt.Fprintf(w, "  %d Nodes created in %v\n", n-1, time.Since(step).Round(time.Millisecond))
 
-	if err := measureSync(ctx, cfg, e, n, &res, w); err != nil {
+	if err := measureSync(ctx, cfg, e, n, mode, &res, w); err != nil {
 		return res, err
 	}
 	p, err := newProbe(e)
@@ -94,8 +106,9 @@ func runSize(ctx context.Context, cfg Config, n int, w io.Writer) (res SizeResul
 }
 
 // measureSync starts the agent and waits until remote4 holds every other
-// node's prefix and the device every other node's peer.
-func measureSync(ctx context.Context, cfg Config, e *env, n int, res *SizeResult, w io.Writer) error {
+// node's prefix and the device every other node's peer (none with
+// on-demand peers: nothing has sent traffic yet).
+func measureSync(ctx context.Context, cfg Config, e *env, n int, mode string, res *SizeResult, w io.Writer) error {
 	p, err := newProbe(e)
 	if err != nil {
 		return err
@@ -136,8 +149,12 @@ func measureSync(ctx context.Context, cfg Config, e *env, n int, res *SizeResult
 	if err != nil {
 		return err
 	}
-	if peers != want {
-		return fmt.Errorf("datapath applied but the device has %d peers, want %d", peers, want)
+	wantPeers := want
+	if mode == ModeOnDemand {
+		wantPeers = 0
+	}
+	if peers != wantPeers {
+		return fmt.Errorf("datapath applied but the device has %d peers, want %d", peers, wantPeers)
 	}
 	res.WGPeers = peers
 	t, err := p.logTimes(msgSynced, msgAdopted)
@@ -202,7 +219,7 @@ func measureEvents(ctx context.Context, cfg Config, e *env, p *probe, n int, res
 		prof = newProfiler(e.cw.StatusSocket(e.node), cfg.Out)
 		// Long enough for the event run on a loaded machine; the profile
 		// covers its start.
-		waitCPU = prof.cpu(ctx, 10*time.Second, fmt.Sprintf("scale-%d-cpu.pprof", n))
+		waitCPU = prof.cpu(ctx, 10*time.Second, fmt.Sprintf("scale-%d-%s-cpu.pprof", n, res.Peers))
 	}
 	var lat []time.Duration
 	for k := nodes; k < nodes+cfg.Events; k++ {
@@ -219,7 +236,7 @@ func measureEvents(ctx context.Context, cfg Config, e *env, p *probe, n int, res
 		return err
 	}
 	if prof != nil {
-		if err := prof.save(ctx, "heap", fmt.Sprintf("scale-%d-heap.pprof", n)); err != nil {
+		if err := prof.save(ctx, "heap", fmt.Sprintf("scale-%d-%s-heap.pprof", n, res.Peers)); err != nil {
 			return err
 		}
 	}

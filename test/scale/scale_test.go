@@ -13,7 +13,7 @@ import (
 )
 
 // TestSmoke runs the benchmark at 10 nodes with 5 events and a 3 s churn,
-// so it keeps working. It asserts that every figure exists, never how fast
+// in both peer modes, so it keeps working. It asserts that every figure exists, never how fast
 // anything is, and that nothing of the run is left behind.
 func TestSmoke(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -38,10 +38,22 @@ func TestSmoke(t *testing.T) {
 	if err := rep.Write(cfg.Out); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Sizes) != 1 {
-		t.Fatalf("%d sizes measured, want 1", len(rep.Sizes))
+	if len(rep.Sizes) != 2 || rep.Sizes[0].Peers != ModeAll || rep.Sizes[1].Peers != ModeOnDemand {
+		t.Fatalf("measured %+v, want 10 nodes in both modes", rep.Sizes)
 	}
-	s := rep.Sizes[0]
+	for _, s := range rep.Sizes {
+		checkSmokeResult(t, s)
+	}
+	for _, f := range []string{"bench-scale.json", "bench-scale.md", "bench-scale.png"} {
+		if st, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	decodePNG(t, filepath.Join(cfg.Out, "bench-scale.png"))
+}
+
+func checkSmokeResult(t *testing.T, s SizeResult) {
+	t.Helper()
 	for name, v := range map[string]float64{
 		"start_to_applied_ms": s.StartToAppliedMs, "start_to_cache_synced_ms": s.StartToSyncedMs,
 		"event_p50_ms": s.EventP50Ms, "event_p99_ms": s.EventP99Ms, "apply_mean_ms": s.ApplyMeanMs,
@@ -55,18 +67,16 @@ func TestSmoke(t *testing.T) {
 	if s.SyncedToAppliedMs < 0 {
 		t.Errorf("cache synced -> applied %v ms: the log's order is off", s.SyncedToAppliedMs)
 	}
-	if s.WGPeers != 9 || s.Events != 5 {
-		t.Errorf("%d peers and %d events, want 9 and 5", s.WGPeers, s.Events)
+	wantPeers := 9
+	if s.Peers == ModeOnDemand {
+		wantPeers = 0 // nothing sent traffic to the other (API-only) nodes
+	}
+	if s.WGPeers != wantPeers || s.Events != 5 {
+		t.Errorf("%s peers: %d configured and %d events, want %d and 5", s.Peers, s.WGPeers, s.Events, wantPeers)
 	}
 	if len(s.ChurnSamples) < 2 || s.ChurnSamples[0].Goroutines == 0 || s.ChurnSamples[len(s.ChurnSamples)-1].RSSMiB == 0 {
 		t.Errorf("churn samples: %+v", s.ChurnSamples)
 	}
-	for _, f := range []string{"bench-scale.json", "bench-scale.md", "bench-scale.png"} {
-		if st, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil || st.Size() == 0 {
-			t.Errorf("%s: %v", f, err)
-		}
-	}
-	decodePNG(t, filepath.Join(cfg.Out, "bench-scale.png"))
 	// Cleaned up: the run's namespaces are gone (and with them the agent,
 	// etcd and kube-apiserver).
 	if left, _ := filepath.Glob("/var/run/netns/" + s.Cluster + "-*"); len(left) > 0 {
