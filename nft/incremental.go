@@ -3,6 +3,8 @@ package nft
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/google/nftables"
 )
 
 // AddRemote adds prefixes to the remote sets only, in one batch. The other
@@ -22,7 +24,7 @@ func (m *Manager) RemoveRemote(ps []netip.Prefix) error {
 	return m.updateRemote(ps, false)
 }
 
-func (m *Manager) updateRemote(ps []netip.Prefix, add bool) error {
+func (m *Manager) updateRemote(ps []netip.Prefix, add bool) (err error) {
 	op := "remove"
 	if add {
 		op = "add"
@@ -43,11 +45,17 @@ func (m *Manager) updateRemote(ps []netip.Prefix, add bool) error {
 	}
 	defer m.mu.Unlock()
 
-	conn, err := m.conn()
+	conn, err := m.updateConn()
 	if err != nil {
 		return err
 	}
-	defer m.release(conn.CloseLasting)
+	defer func() {
+		if err != nil {
+			// Queued messages, a kept serialisation error or unread acks
+			// must not reach the next update: it gets a new socket.
+			m.dropUpdateConn()
+		}
+	}()
 	// Dropped now and set again only once this update is committed, so an
 	// error anywhere leaves no cache behind. Read before anything else:
 	// the cache, and whatever this update reads, describe the sets at gen.
@@ -115,4 +123,32 @@ func (m *Manager) updateRemote(ps []netip.Prefix, add bool) error {
 		m.cache = prev.next(now, sets, updates)
 	}
 	return nil
+}
+
+// updateConn returns the socket incremental updates share. It stays open
+// between updates because closing a netfilter socket is what costs: the
+// kernel's NETLINK_URELEASE handler (nft_rcv_nl_event) flushes the pending
+// release of whatever earlier commits deleted, an RCU grace period (~14 ms
+// on a 2-vCPU VM), under the commit mutex. With one socket per update,
+// closed later in the background, a steady stream of Node events still
+// paid it on some other update's commit: 7 ms of apply on average even at
+// 100 nodes, 46 ms at p99. Caller holds m.mu.
+func (m *Manager) updateConn() (*nftables.Conn, error) {
+	if m.updConn == nil {
+		c, err := m.conn()
+		if err != nil {
+			return nil, err
+		}
+		m.updConn = c
+	}
+	return m.updConn, nil
+}
+
+// dropUpdateConn hands the shared update socket to release; the next
+// update opens a new one. Caller holds m.mu.
+func (m *Manager) dropUpdateConn() {
+	if m.updConn != nil {
+		m.release(m.updConn.CloseLasting)
+		m.updConn = nil
+	}
 }

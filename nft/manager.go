@@ -52,8 +52,9 @@ type Manager struct {
 
 	mu      sync.Mutex
 	closed  bool
-	cache   *setCache     // incremental updates' view of the remote sets; setcache.go
-	genSock *netlink.Conn // for generation queries; generation.go
+	cache   *setCache      // incremental updates' view of the remote sets; setcache.go
+	genSock *netlink.Conn  // for generation queries; generation.go
+	updConn *nftables.Conn // incremental updates' socket, kept open; incremental.go
 
 	// Sockets release has yet to close.
 	pendingMu   sync.Mutex
@@ -297,6 +298,7 @@ func (m *Manager) Close() error {
 		m.release(m.genSock.Close)
 		m.genSock = nil
 	}
+	m.dropUpdateConn()
 	m.closePending()
 	return nil
 }
