@@ -70,6 +70,11 @@ func runAgent(ctx context.Context, o *options) error {
 	}
 	defer func() { _ = log.Sync() }()
 	log = log.With(zap.String("node", o.nodeName))
+	if limit, err := setMemoryLimit(cgroupMemoryMax); err != nil {
+		log.Warn("no Go memory limit from the container's", zap.Error(err))
+	} else if limit > 0 {
+		log.Info("Go memory limit from the container's", zap.Int64("bytes", limit), zap.Float64("share", memoryLimitShare))
+	}
 
 	// The API client first: a bad kubeconfig fails before any kernel state
 	// is touched.
