@@ -16,6 +16,7 @@ import (
 type ParseCache struct {
 	entries map[types.UID]*parsed
 	gen     uint64 // Build calls; entries not seen in the last one are dropped
+	ranks   int    // Nodes the last Build sorted
 }
 
 // parsed is the result of the per-Node checks, errors included.
@@ -23,6 +24,7 @@ type parsed struct {
 	version     string
 	defaultPort uint16
 	seen        uint64
+	rank        int // 1 + position in the last Build's order; 0 if none
 
 	info        NodeInfo // name and pod CIDRs
 	cidrErr     error
@@ -74,4 +76,44 @@ func parseNode(n *corev1.Node, defaultPort uint16) *parsed {
 	p.key, p.keyErr = nodeKey(n)
 	p.endpoint, p.endpointErr = nodeEndpoint(n, defaultPort)
 	return p
+}
+
+// presort puts nodes in the order the last Build sorted them into, new ones
+// last, in linear time: the sort that follows then finds the input nearly
+// sorted (a Node event changes one Node's place at most) instead of in the
+// informer's random order.
+func (c *ParseCache) presort(nodes []ranked) []ranked {
+	if c == nil || c.ranks == 0 {
+		return nodes
+	}
+	slot := make([]int32, c.ranks)
+	for i := range slot {
+		slot[i] = -1
+	}
+	var rest []ranked
+	for i, r := range nodes {
+		if k := r.p.rank - 1; k >= 0 && k < len(slot) && slot[k] < 0 {
+			slot[k] = int32(i)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	out := make([]ranked, 0, len(nodes))
+	for _, i := range slot {
+		if i >= 0 {
+			out = append(out, nodes[i])
+		}
+	}
+	return append(out, rest...)
+}
+
+// ranked records the order Build sorted nodes into, for the next presort.
+func (c *ParseCache) ranked(nodes []ranked) {
+	if c == nil {
+		return
+	}
+	for i, r := range nodes {
+		r.p.rank = i + 1
+	}
+	c.ranks = len(nodes)
 }

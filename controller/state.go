@@ -70,15 +70,6 @@ func Build(in Input) State {
 	defer in.Cache.end()
 	var st State
 	names := make(map[string]int, len(in.Nodes))
-	// Sort keys are computed once per Node: comparing through the Node
-	// objects and the incumbents map made the sort of 5000 Nodes (in the
-	// informer's random order) the largest part of a rebuild.
-	type ranked struct {
-		self, incumbent bool
-		created         time.Time
-		name            string
-		n               *corev1.Node
-	}
 	nodes := make([]ranked, 0, len(in.Nodes))
 	for _, n := range in.Nodes {
 		if n != nil {
@@ -86,9 +77,11 @@ func Build(in Input) State {
 			nodes = append(nodes, ranked{
 				self: n.Name == in.Self, incumbent: in.Incumbents[n.Name],
 				created: n.CreationTimestamp.Time, name: n.Name, n: n,
+				p: in.Cache.parse(n, in.DefaultPort),
 			})
 		}
 	}
+	nodes = in.Cache.presort(nodes)
 	slices.SortFunc(nodes, func(a, b ranked) int {
 		if a.self != b.self {
 			if a.self {
@@ -107,6 +100,7 @@ func Build(in Input) State {
 		}
 		return cmp.Compare(a.name, b.name)
 	})
+	in.Cache.ranked(nodes)
 
 	claimed := newClaims(len(nodes))
 	keys := make(map[string]string, len(nodes))
@@ -128,7 +122,7 @@ func Build(in Input) State {
 			reject(n.Name, fmt.Sprintf("node name appears %d times", c))
 			continue
 		}
-		p := in.Cache.parse(n, in.DefaultPort)
+		p := r.p
 		if p.cidrErr != nil {
 			reject(n.Name, p.cidrErr.Error())
 			continue
@@ -205,4 +199,15 @@ func (st State) Equal(o State) bool {
 			return a.Name == b.Name && a.PublicKey == b.PublicKey && a.Endpoint == b.Endpoint &&
 				slices.Equal(a.PodCIDRs, b.PodCIDRs)
 		})
+}
+
+// ranked is a Node with its sort keys, computed once: comparing through the
+// Node objects and the incumbents map made the sort of 5000 Nodes (in the
+// informer's random order) the largest part of a rebuild.
+type ranked struct {
+	self, incumbent bool
+	created         time.Time
+	name            string
+	n               *corev1.Node
+	p               *parsed
 }
