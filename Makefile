@@ -49,22 +49,23 @@ fuzz:
 # are written to results/ with the machine's load at the time. The datapath
 # part (test/bench) compares plaintext routing, the stock wireguard-go set up
 # by hand, and crosswire, modes interleaved over BENCH_ROUNDS rounds:
-# results/bench-datapath.json and .md.
+# results/bench-datapath.json, .md and .png.
 BENCH_ROUNDS ?= 3
 BENCH_TIME   ?= 5s
 # The control-plane part (test/scale): one agent against a real
-# kube-apiserver holding SCALE_SIZES Nodes: results/bench-scale.json and .md.
+# kube-apiserver holding SCALE_SIZES Nodes, every Node a WireGuard peer and
+# with --on-demand-peers: results/bench-scale.json, .md and .png.
 SCALE_SIZES  ?= 100,1000,5000
 bench: tools build
 	@mkdir -p results
 	@echo "bench: node event -> datapath latency against a real kube-apiserver (~20 s)"
 	$(GO) test -run '^$$' -bench NodeEventToDatapath -benchtime 100x ./test/e2e/ | tee results/bench-control-plane.txt
 	@uptime | tee -a results/bench-control-plane.txt
-	@echo "bench: restart blackout under continuous pings, with an underlay capture (~15 s)"
+	@echo "bench: restart blackout under continuous pings, with an underlay capture, both peer modes (~30 s)"
 	$(GO) test -run '^$$' -bench RestartBlackout -benchtime 10x ./test/e2e/ | tee results/bench-restart.txt
 	@echo "bench: datapath, plaintext vs reference wireguard-go vs crosswire, $(BENCH_ROUNDS) rounds of $(BENCH_TIME) transfers (~1 min per round)"
 	CROSSWIRE_TOOLS=$(TOOLS) $(GO) run ./test/bench -bin $(BIN)/crosswire -out results -rounds $(BENCH_ROUNDS) -time $(BENCH_TIME)
-	@echo "bench-scale: control plane with $(SCALE_SIZES) Nodes in a real kube-apiserver: sync, Node event latency, RSS, churn (~6 min)"
+	@echo "bench-scale: control plane with $(SCALE_SIZES) Nodes in a real kube-apiserver, both peer modes: sync, Node event latency, RSS, churn (~12 min)"
 	CROSSWIRE_TOOLS=$(TOOLS) $(GO) run ./test/scale -bin $(BIN)/crosswire -out results -sizes $(SCALE_SIZES)
 
 lint: $(STATICCHECK)

@@ -13,11 +13,18 @@ import (
 // agent at once, as a DaemonSet rollout does) under 20 ms pings both ways
 // and an underlay capture. It reports the blackout (the longest stretch
 // without replies in either direction, p50 and max over the restarts) and
-// the plaintext pod packets seen over the whole run, which must be 0.
+// the plaintext pod packets seen over the whole run, which must be 0. With
+// every node a peer, and with on-demand peers (the restarted agent starts
+// with none: the peer's stale-session traffic brings it back).
 //
 //	go test -run '^$' -bench RestartBlackout -benchtime 10x ./test/e2e/
 func BenchmarkRestartBlackout(b *testing.B) {
-	e := newEnv(b, netcluster.Options{Nodes: 2, PodsPerNode: 1})
+	b.Run("all-peers", func(b *testing.B) { benchRestartBlackout(b) })
+	b.Run("on-demand-peers", func(b *testing.B) { benchRestartBlackout(b, "--on-demand-peers") })
+}
+
+func benchRestartBlackout(b *testing.B, agentFlags ...string) {
+	e := newEnv(b, netcluster.Options{Nodes: 2, PodsPerNode: 1}, agentFlags...)
 	n1, n2 := e.c.Nodes[0], e.c.Nodes[1]
 	cap := e.c.StartCapture(b)
 	fwd := startPinger(b, "node1->node2", n1.Pods[0].NS, n2.Pods[0].IP)

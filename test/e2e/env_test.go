@@ -29,10 +29,12 @@ type env struct {
 	api       *apiserver.Server // nil in file mode
 }
 
-func newEnv(t testing.TB, o netcluster.Options) *env {
+// newEnv builds the cluster, starts an agent on every node (with extra
+// flags) and waits until every pod reaches every other node's pods.
+func newEnv(t testing.TB, o netcluster.Options, extra ...string) *env {
 	t.Helper()
 	c := netcluster.New(t, o)
-	cw, err := cwcluster.Start(c, agentBin, resync)
+	cw, err := cwcluster.Start(c, agentBin, resync, extra...)
 	if cw != nil {
 		t.Cleanup(func() {
 			if t.Failed() {
