@@ -45,7 +45,7 @@ type Targets struct {
 // SizeResult is one cluster size.
 type SizeResult struct {
 	Nodes             int      `json:"nodes"`
-	Peers             string   `json:"peers"` // ModeAll or ModeOnDemand
+	Peers             string   `json:"peers"`   // ModeAll or ModeOnDemand
 	Cluster           string   `json:"cluster"` // namespace prefix of the run
 	CreateSeconds     float64  `json:"create_seconds"`
 	StartToAppliedMs  float64  `json:"start_to_applied_ms"`
