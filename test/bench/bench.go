@@ -48,6 +48,10 @@ type Config struct {
 	Bin         string        `json:"crosswire_bin"` // built when empty
 	WireGuardGo string        `json:"wireguard_go_bin"`
 	Out         string        `json:"out"`
+	// UnderlayGRO turns on generic receive offload on the underlay veths
+	// (off by default on veth; on for most physical NICs), so both tunnel
+	// modes receive coalesced WireGuard UDP. Needs ethtool.
+	UnderlayGRO bool `json:"underlay_gro"`
 }
 
 func defaultConfig() Config {
@@ -118,6 +122,12 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, err 
 	defer func() {
 		err = errors.Join(err, b.cleanupAll(), c.Close())
 	}()
+	if cfg.UnderlayGRO {
+		if err := underlayGRO(c); err != nil {
+			return nil, err
+		}
+		logf("GRO on on the underlay veths")
+	}
 	logf("cluster %s: 2 nodes, 1 pod each; %d rounds x %d modes, iperf3 %v per measurement, %d pings",
 		c.Prefix, cfg.Rounds, len(modes), cfg.Duration, cfg.Pings)
 
@@ -670,4 +680,16 @@ func linkTxBytes(ns, iface string) int64 {
 func loadavg() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	return strings.TrimSpace(string(b))
+}
+
+// underlayGRO turns GRO on at both ends of every node's underlay veth.
+func underlayGRO(c *netcluster.Cluster) error {
+	for _, n := range c.Nodes {
+		for _, dev := range []struct{ ns, name string }{{n.NS, netcluster.UnderlayDev}, {c.Underlay, fmt.Sprintf("n%d", n.Index)}} {
+			if out, err := exec.Command("ip", "netns", "exec", dev.ns, "ethtool", "-K", dev.name, "gro", "on").CombinedOutput(); err != nil {
+				return fmt.Errorf("ethtool -K %s gro on in %s: %w: %s", dev.name, dev.ns, err, out)
+			}
+		}
+	}
+	return nil
 }

@@ -41,6 +41,7 @@ func main() {
 	flag.StringVar(&cfg.Bin, "bin", "", "crosswire binary (default: built from this module into a temp dir)")
 	flag.StringVar(&cfg.WireGuardGo, "wireguard-go", cfg.WireGuardGo, "reference wireguard-go binary (built by test/tools/build.sh)")
 	flag.StringVar(&cfg.Out, "out", "results", "directory for bench-datapath.json, .md and .png")
+	flag.BoolVar(&cfg.UnderlayGRO, "underlay-gro", false, "turn GRO on on the underlay veths (needs ethtool)")
 	render := flag.String("render", "", "only re-render this bench-datapath.json (summaries, ratios, Markdown, PNG) into -out")
 	flag.Parse()
 

@@ -188,8 +188,9 @@ func (r *Report) Markdown() string {
 		"iperf3 %v per measurement, %d pings 10 ms apart; tunnel MTU %d in both tunnel modes. "+
 		"Median [min–max] over the rounds; ratio = crosswire / reference (medians); "+
 		"same-round ratio = median [min–max] of crosswire / reference within each round. "+
-		"softirq is machine-wide (all namespaces share the CPUs); s/GB = CPU seconds per 1e9 bytes received.\n\n",
-		r.Config.Rounds, r.Config.Duration, r.Config.Pings, m.TunnelMTU)
+		"softirq is machine-wide (all namespaces share the CPUs); s/GB = CPU seconds per 1e9 bytes received. "+
+		"Underlay veth GRO: %s.\n\n",
+		r.Config.Rounds, r.Config.Duration, r.Config.Pings, m.TunnelMTU, map[bool]string{true: "on", false: "off (veth default)"}[r.Config.UnderlayGRO])
 	b.WriteString("| metric | plaintext | reference (wireguard-go) | crosswire | crosswire / reference | same-round ratio |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, mt := range metrics {

@@ -55,6 +55,8 @@ func TestChartFlags(t *testing.T) {
 		ResyncInterval string `json:"resyncInterval"`
 		LogLevel       string `json:"logLevel"`
 		Keepalive      int    `json:"keepalive"`
+		OnDemandPeers  bool   `json:"onDemandPeers"`
+		PeerIdle       string `json:"peerIdleTimeout"`
 		Metrics        struct {
 			Port int `json:"port"`
 		} `json:"metrics"`
@@ -71,7 +73,8 @@ func TestChartFlags(t *testing.T) {
 		"--nft-table": v.NftTable, "--log-level": v.LogLevel, "--listen-port": strconv.Itoa(v.ListenPort),
 		"--wg-fwmark": v.WgFwmark, "--mtu": strconv.Itoa(v.MTU), "--strict": strconv.FormatBool(v.Strict),
 		"--resync-interval": v.ResyncInterval, "--keepalive": strconv.Itoa(v.Keepalive),
-		"--metrics-port": strconv.Itoa(v.Metrics.Port),
+		"--metrics-port":    strconv.Itoa(v.Metrics.Port),
+		"--on-demand-peers": strconv.FormatBool(v.OnDemandPeers), "--peer-idle-timeout": v.PeerIdle,
 		// Per node on one machine (see chartFlags).
 		"--state-dir": "/k/node1/state", "--interface": "cwdemo-n1", "--status-socket": "/s/node1/status.sock",
 	}
