@@ -52,6 +52,11 @@ type Config struct {
 	// (off by default on veth; on for most physical NICs), so both tunnel
 	// modes receive coalesced WireGuard UDP. Needs ethtool.
 	UnderlayGRO bool `json:"underlay_gro"`
+	// ReferenceRule adds crosswire's fwmark policy rule (which matches
+	// nothing there) to the reference mode's nodes: with any custom rule
+	// the kernel checks the source route of every received packet in
+	// full, so this measures what the rule alone costs.
+	ReferenceRule bool `json:"reference_rule"`
 }
 
 func defaultConfig() Config {
@@ -366,6 +371,7 @@ type refTunnel struct {
 	node, peer *netcluster.Node
 	iface      string
 	proc       *netcluster.Process
+	rule       bool // Config.ReferenceRule added the policy rule
 }
 
 // refIface names node n's reference device: "wgr", the run's random prefix
@@ -432,6 +438,12 @@ func (b *bench) startReference() (tunnel, error) {
 		if _, err := netcluster.Exec(n.NS, "ip", "route", "replace", peer.PodCIDR.String(), "dev", ref.iface); err != nil {
 			return tun, err
 		}
+		if b.cfg.ReferenceRule {
+			ref.rule = true
+			if _, err := netcluster.Exec(n.NS, "ip", "rule", "add", "fwmark", "0x1000/0x1000", "lookup", "202", "priority", "1200"); err != nil {
+				return tun, err
+			}
+		}
 		tun.pids[i], tun.iface[i] = p.Pid(), ref.iface
 	}
 	return tun, nil
@@ -495,6 +507,11 @@ func (b *bench) stopMode() error {
 
 func stopReference(ref *refTunnel) error {
 	var errs []error
+	if ref.rule {
+		if _, err := netcluster.Exec(ref.node.NS, "ip", "rule", "del", "priority", "1200"); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	// host-gw back first: the pod CIDR route via the device dies with it.
 	if _, err := netcluster.Exec(ref.node.NS, "ip", "route", "replace", ref.peer.PodCIDR.String(),
 		"via", ref.peer.UnderlayIP.String(), "dev", netcluster.UnderlayDev); err != nil {

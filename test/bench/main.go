@@ -42,6 +42,7 @@ func main() {
 	flag.StringVar(&cfg.WireGuardGo, "wireguard-go", cfg.WireGuardGo, "reference wireguard-go binary (built by test/tools/build.sh)")
 	flag.StringVar(&cfg.Out, "out", "results", "directory for bench-datapath.json, .md and .png")
 	flag.BoolVar(&cfg.UnderlayGRO, "underlay-gro", false, "turn GRO on on the underlay veths (needs ethtool)")
+	flag.BoolVar(&cfg.ReferenceRule, "reference-rule", false, "give the reference mode crosswire's (unused) fwmark policy rule, to measure what the rule alone costs")
 	render := flag.String("render", "", "only re-render this bench-datapath.json (summaries, ratios, Markdown, PNG) into -out")
 	flag.Parse()
 

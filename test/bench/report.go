@@ -189,8 +189,9 @@ func (r *Report) Markdown() string {
 		"Median [min–max] over the rounds; ratio = crosswire / reference (medians); "+
 		"same-round ratio = median [min–max] of crosswire / reference within each round. "+
 		"softirq is machine-wide (all namespaces share the CPUs); s/GB = CPU seconds per 1e9 bytes received. "+
-		"Underlay veth GRO: %s.\n\n",
-		r.Config.Rounds, r.Config.Duration, r.Config.Pings, m.TunnelMTU, map[bool]string{true: "on", false: "off (veth default)"}[r.Config.UnderlayGRO])
+		"Underlay veth GRO: %s. Reference with crosswire's policy rule: %s.\n\n",
+		r.Config.Rounds, r.Config.Duration, r.Config.Pings, m.TunnelMTU, map[bool]string{true: "on", false: "off (veth default)"}[r.Config.UnderlayGRO],
+		map[bool]string{true: "yes", false: "no"}[r.Config.ReferenceRule])
 	b.WriteString("| metric | plaintext | reference (wireguard-go) | crosswire | crosswire / reference | same-round ratio |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, mt := range metrics {
