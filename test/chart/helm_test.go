@@ -201,6 +201,17 @@ func container(t testing.TB, cs []corev1.Container, name string) *corev1.Contain
 	return nil
 }
 
+// binDir holds the binary crosswireBinary builds; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // crosswireBinary builds cmd/crosswire once per test binary, so the
 // rendered flags are checked against the real flag sets.
 var crosswireBinary = sync.OnceValues(func() (string, error) {
@@ -210,6 +221,7 @@ var crosswireBinary = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = "/usr/local/go/bin/go"
