@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/vishvananda/netns"
@@ -17,38 +18,33 @@ import (
 // agent's incremental apply with n peers: SetPeers with every peer, one of
 // which gained a pod CIDR (and lost the previous event's).
 func BenchmarkSetPeersEvent(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: creates a network namespace and a TUN device")
-	}
+	needRootForTUN(b)
 	for _, n := range []int{100, 1000, 5000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			d := benchDevice(b)
-			peers := make([]Peer, n)
-			for i := range peers {
-				k, err := GeneratePrivateKey()
-				if err != nil {
-					b.Fatal(err)
-				}
-				peers[i] = Peer{
-					PublicKey:  k.PublicKey(),
-					Endpoint:   netip.AddrPortFrom(netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}), 51820),
-					AllowedIPs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(128 + i/128), byte(2 * (i % 128)), 0}), 24)},
-				}
-			}
+			peers := benchPeers(b, n)
 			if err := d.SetPeers(peers); err != nil {
 				b.Fatal(err)
 			}
-			own := peers[0].AllowedIPs[0]
-			k := 0
-			for b.Loop() {
-				extra := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 64, byte(2 * (k % 2)), 0}), 24)
-				peers[0].AllowedIPs = []netip.Prefix{own, extra}
-				if err := d.SetPeers(peers); err != nil {
-					b.Fatal(err)
-				}
-				k++
-			}
+			nodeEvents(b, d, peers)
 		})
+	}
+}
+
+// nodeEvents is the timed loop of a Node-event benchmark: every iteration
+// moves peers[0]'s extra pod CIDR to another prefix and applies all peers.
+// peers[0] gets its own allowed IPs back afterwards.
+func nodeEvents(b *testing.B, d *Device, peers []Peer) {
+	own := peers[0].AllowedIPs
+	defer func() { peers[0].AllowedIPs = own }()
+	k := 0
+	for b.Loop() {
+		extra := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 64, byte(2 * (k % 2)), 0}), 24)
+		peers[0].AllowedIPs = append(slices.Clone(own), extra)
+		if err := d.SetPeers(peers); err != nil {
+			b.Fatal(err)
+		}
+		k++
 	}
 }
 
@@ -104,4 +100,13 @@ func benchDeviceWith(b testing.TB, mod func(*Config)) *Device {
 	}
 	b.Cleanup(func() { d.Close() })
 	return d
+}
+
+// needRootForTUN skips tests and benchmarks that need a namespace and a
+// TUN device when not run as root (CI runs as root).
+func needRootForTUN(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root: creates a network namespace and a TUN device")
+	}
 }

@@ -3,7 +3,6 @@ package wgtun
 import (
 	"encoding/binary"
 	"net/netip"
-	"os"
 	"runtime"
 	"testing"
 
@@ -47,9 +46,7 @@ func memInUse() uint64 {
 //
 //	go test -run '^$' -bench OnDemandPeers5000 -benchtime 20x ./wgtun/
 func BenchmarkOnDemandPeers5000(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: creates a network namespace and a TUN device")
-	}
+	needRootForTUN(b)
 	const n = 5000
 	peers := benchPeers(b, n)
 	for _, onDemand := range []bool{false, true} {
@@ -66,17 +63,7 @@ func BenchmarkOnDemandPeers5000(b *testing.B) {
 				b.Fatalf("desired %d, want %d", desired, n)
 			}
 
-			own := peers[0].AllowedIPs[0]
-			k := 0
-			for b.Loop() {
-				extra := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 64, byte(2 * (k % 2)), 0}), 24)
-				peers[0].AllowedIPs = []netip.Prefix{own, extra}
-				if err := d.SetPeers(peers); err != nil {
-					b.Fatal(err)
-				}
-				k++
-			}
-			peers[0].AllowedIPs = []netip.Prefix{own}
+			nodeEvents(b, d, peers)
 			// Reported after the loop, which resets what came before.
 			b.ReportMetric(float64(memPeers-memBefore)/(1<<20), "MiB-device+peers")
 			b.ReportMetric(float64(memPeers-memDevice)/(1<<20), "MiB-peers")

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"slices"
 	"testing"
 )
@@ -15,9 +14,7 @@ import (
 // exactly what was asked: the record SetPeers diffs against must never
 // drift from the device it stands for.
 func TestSetPeersRecordMatchesDevice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace and a TUN device")
-	}
+	needRootForTUN(t)
 	d := benchDevice(t)
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
@@ -119,9 +116,7 @@ func assertDevice(t *testing.T, d *Device, want map[Key]Peer, step int) {
 // removed behind its back stays removed until SyncPeers, which the engine
 // runs on every resync.
 func TestSetPeersRepairsOnlyOnSync(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace and a TUN device")
-	}
+	needRootForTUN(t)
 	d := benchDevice(t)
 	var peers []Peer
 	for i := range 3 {

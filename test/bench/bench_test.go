@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crosswire/crosswire/test/benchplot"
 )
 
 // TestSmoke runs one tiny round of every mode (1 s transfers, 20 pings) so
@@ -55,7 +57,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	decodePNG(t, filepath.Join(cfg.Out, "bench-datapath.png"))
+	benchplot.RequirePNG(t, filepath.Join(cfg.Out, "bench-datapath.png"))
 	// Cleaned up: no namespace (so no process) and no reference socket
 	// of this run.
 	p := rep.Machine.Cluster

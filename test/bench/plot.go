@@ -3,18 +3,14 @@ package main
 import (
 	"fmt"
 	"image/color"
-	"math"
-	"os"
-	"strconv"
 	"time"
 
 	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/crosswire/crosswire/test/benchplot"
 )
 
 // modeStyle names and colours the modes alike in both panels.
@@ -28,9 +24,7 @@ var modeStyle = map[string]struct {
 }
 
 const (
-	plotW, plotH = 12 * vg.Inch, 5.5 * vg.Inch
-	headerH      = 46 // points reserved above the panels for the title
-	barStep      = 0.25
+	barStep = 0.25
 	// barWidth fills most of barStep at plotW: the panels' X axes span
 	// 2 units in about 5 inches.
 	barWidth = 40
@@ -39,10 +33,9 @@ const (
 // WritePNG draws throughput and CPU per GB per mode, 1 and 4 streams, into
 // path: bars are medians, whiskers min–max over the rounds.
 func (r *Report) WritePNG(path string) error {
-	c := vgimg.New(plotW, plotH)
-	dc := draw.New(c)
+	c, dc := benchplot.NewPage()
 	r.drawHeader(dc)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadTop: headerH, PadLeft: 8, PadRight: 16, PadBottom: 8, PadX: 32}
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadTop: benchplot.HeaderHeight, PadLeft: 8, PadRight: 16, PadBottom: 8, PadX: 32}
 	panels := []struct{ title, ylabel, key1, key4 string }{
 		{"TCP throughput (higher is better)", "Gbit/s", "tcp1_gbps", "tcp4_gbps"},
 		{"CPU per GB: tunnel processes + softirq (lower is better)", "CPU seconds / GB", "tcp1_cpu_total_s_per_gb", "tcp4_cpu_total_s_per_gb"},
@@ -54,15 +47,7 @@ func (r *Report) WritePNG(path string) error {
 		}
 		p.Draw(tiles.At(dc, i, 0))
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Close()
+	return benchplot.SavePNG(c, path)
 }
 
 func (r *Report) drawHeader(dc draw.Canvas) {
@@ -75,19 +60,9 @@ func (r *Report) drawHeader(dc draw.Canvas) {
 	for _, st := range r.Summary["tcp1_gbps"] {
 		rounds = max(rounds, st.N)
 	}
-	lines := []struct {
-		size vg.Length
-		text string
-	}{
-		{14, fmt.Sprintf("crosswire datapath benchmark, %s, %d CPUs, kernel %s", when, m.Nproc, m.Kernel)},
-		{10, fmt.Sprintf("2-node namespace cluster, pod → pod; bar = median of %d rounds, whisker = min–max, label = median", rounds)},
-	}
-	y := dc.Max.Y - 4
-	for _, l := range lines {
-		sty := text.Style{Color: color.Black, Font: font.From(plot.DefaultFont, l.size), XAlign: draw.XCenter, YAlign: draw.YTop, Handler: plot.DefaultTextHandler}
-		dc.FillText(sty, vg.Point{X: (dc.Min.X + dc.Max.X) / 2, Y: y}, l.text)
-		y -= sty.Height(l.text) + 4
-	}
+	benchplot.Header(dc,
+		fmt.Sprintf("crosswire datapath benchmark, %s, %d CPUs, kernel %s", when, m.Nproc, m.Kernel),
+		fmt.Sprintf("2-node namespace cluster, pod → pod; bar = median of %d rounds, whisker = min–max, label = median", rounds))
 }
 
 // barPanel groups the modes' bars by stream count. The Y axis is linear
@@ -101,7 +76,7 @@ func (r *Report) barPanel(title, ylabel string, keys ...string) (*plot.Plot, err
 	p.Y.Min = 0
 	p.NominalX("1 stream", "4 streams")
 	p.X.Min, p.X.Max = -0.5, float64(len(keys))-0.5
-	p.Y.Tick.Marker = niceTicks{}
+	p.Y.Tick.Marker = benchplot.NiceTicks{}
 	grid := plotter.NewGrid()
 	grid.Vertical.Color = nil // it would run through the middle bar
 	p.Add(grid)
@@ -164,31 +139,6 @@ func (r *Report) barPanel(title, ylabel string, keys ...string) (*plot.Plot, err
 	// Headroom for the labels and the legend above the tallest whisker.
 	p.Y.Max = top * 1.3
 	return p, nil
-}
-
-// niceTicks labels steps of 1, 2 or 5 times a power of ten, about five
-// per axis, without trailing zeros.
-type niceTicks struct{}
-
-func (niceTicks) Ticks(lo, hi float64) []plot.Tick {
-	if !(hi > lo) {
-		return []plot.Tick{{Value: lo, Label: strconv.FormatFloat(lo, 'g', 3, 64)}}
-	}
-	exp := int(math.Floor(math.Log10((hi - lo) / 5)))
-	step := math.Pow10(exp)
-	for _, m := range []float64{1, 2, 5, 10} {
-		if (hi-lo)/(step*m) <= 6 {
-			step *= m
-			break
-		}
-	}
-	// Multiples of step, not a running sum, so 0.1+0.2 never shows up.
-	var ticks []plot.Tick
-	for k := math.Ceil(lo / step); k*step <= hi; k++ {
-		v := k * step
-		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', max(0, -exp), 64)})
-	}
-	return ticks
 }
 
 // whiskers are asymmetric error bars: median to min below, to max above.

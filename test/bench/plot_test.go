@@ -1,13 +1,13 @@
 package main
 
 import (
-	"image"
 	"image/color"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/crosswire/crosswire/test/benchplot"
 )
 
 func syntheticReport() *Report {
@@ -23,50 +23,17 @@ func syntheticReport() *Report {
 	}
 }
 
-// decodePNG checks the file is a PNG of the plot's size and returns it.
-func decodePNG(t *testing.T, path string) image.Image {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if b := img.Bounds(); b.Dx() < 800 || b.Dy() < 400 {
-		t.Errorf("%s is %v, want at least 800x400", path, b)
-	}
-	return img
-}
-
-func colors(img image.Image) map[color.RGBA]bool {
-	seen := map[color.RGBA]bool{}
-	b := img.Bounds()
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, a := img.At(x, y).RGBA()
-			seen[color.RGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(bl >> 8), A: uint8(a >> 8)}] = true
-		}
-	}
-	return seen
-}
-
 func TestPlotDrawsEveryMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bench-datapath.png")
 	if err := syntheticReport().WritePNG(path); err != nil {
 		t.Fatal(err)
 	}
-	seen := colors(decodePNG(t, path))
-	if len(seen) < 10 {
-		t.Errorf("%d distinct colours: nothing much was drawn", len(seen))
-	}
+	want := map[string]color.RGBA{}
 	for _, mode := range modes {
-		c := modeStyle[mode].color.(color.RGBA)
-		if !seen[c] {
-			t.Errorf("no pixel of %s's colour %v: its bars are missing", mode, c)
-		}
+		want[mode] = modeStyle[mode].color.(color.RGBA)
+	}
+	if err := benchplot.CheckDrawn(path, want); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -79,11 +46,11 @@ func TestPlotPartialReport(t *testing.T) {
 	if err := r.WritePNG(path); err != nil {
 		t.Fatal(err)
 	}
-	decodePNG(t, path)
+	benchplot.RequirePNG(t, path)
 	if err := (&Report{}).WritePNG(path); err != nil {
 		t.Fatalf("empty report: %v", err)
 	}
-	decodePNG(t, path)
+	benchplot.RequirePNG(t, path)
 }
 
 func TestReportWriteAddsPlot(t *testing.T) {
@@ -92,7 +59,7 @@ func TestReportWriteAddsPlot(t *testing.T) {
 	if err := r.Write(dir); err != nil {
 		t.Fatal(err)
 	}
-	decodePNG(t, filepath.Join(dir, "bench-datapath.png"))
+	benchplot.RequirePNG(t, filepath.Join(dir, "bench-datapath.png"))
 	md, err := os.ReadFile(filepath.Join(dir, "bench-datapath.md"))
 	if err != nil {
 		t.Fatal(err)

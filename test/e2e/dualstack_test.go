@@ -45,14 +45,7 @@ func encryptedPodTraffic(t *testing.T, c *netcluster.Cluster, port uint16, picks
 	for i, pick := range picks {
 		podTraffic(t, c, port+uint16(100*i), pick)
 	}
-	counts, err := cp.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("underlay: %s", counts)
-	if counts.Plaintext != 0 || counts.WireGuard == 0 {
-		t.Errorf("underlay: %s; want no plaintext pod packet and WireGuard", counts)
-	}
+	stopEncrypted(t, cp, "pod traffic of every family")
 }
 
 func ip6(p *netcluster.Pod) netip.Addr { return p.IP6 }

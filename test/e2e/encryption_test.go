@@ -60,17 +60,7 @@ func TestPodTrafficAcrossNodesIsEncrypted(t *testing.T) {
 			t.Fatalf("Service VIP from %s: %q, %v", client.Name, got, err)
 		}
 	}
-	counts, err := cap.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("underlay: %s", counts)
-	if counts.Plaintext != 0 {
-		t.Errorf("%d plaintext pod packets on the underlay: %v", counts.Plaintext, counts.PlaintextSamples)
-	}
-	if counts.WireGuard == 0 {
-		t.Error("no WireGuard packets on the underlay: traffic did not go through the tunnel")
-	}
+	stopEncrypted(t, cap, "all-pairs pod traffic and the Service VIP")
 
 	// The marking rules counted it, and an operator sees them explained.
 	for _, n := range c.Nodes {

@@ -33,6 +33,17 @@ type env struct {
 // flags) and waits until every pod reaches every other node's pods.
 func newEnv(t testing.TB, o netcluster.Options, extra ...string) *env {
 	t.Helper()
+	e := startEnv(t, o, extra...)
+	if err := e.WaitConverged(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// startEnv is newEnv without the wait (and so without the traffic the wait
+// sends), for tests that must see the cluster before any pod talks.
+func startEnv(t testing.TB, o netcluster.Options, extra ...string) *env {
+	t.Helper()
 	c := netcluster.New(t, o)
 	cw, err := cwcluster.Start(c, agentBin, resync, extra...)
 	if cw != nil {
@@ -47,11 +58,7 @@ func newEnv(t testing.TB, o netcluster.Options, extra ...string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, Cluster: cw, c: c, keys: cw.Keys, agents: cw.Agents, nodesFile: cw.NodesFile}
-	if err := cw.WaitConverged(); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return &env{t: t, Cluster: cw, c: c, keys: cw.Keys, agents: cw.Agents, nodesFile: cw.NodesFile}
 }
 
 func (e *env) pubkey(n *netcluster.Node) string {

@@ -45,3 +45,18 @@ func mustExec(t testing.TB, ns string, args ...string) string {
 }
 
 func describe(n *netcluster.Node) string { return n.Name + " (" + n.NS + ")" }
+
+// stopEncrypted stops the underlay capture and fails the test unless it
+// saw WireGuard and not one plaintext pod packet; what names the traffic.
+func stopEncrypted(t testing.TB, cp *netcluster.Capture, what string) netcluster.Counts {
+	t.Helper()
+	counts, err := cp.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("underlay during %s: %s", what, counts)
+	if counts.Plaintext != 0 || counts.WireGuard == 0 {
+		t.Errorf("%s not encrypted: %s %v", what, counts, counts.PlaintextSamples)
+	}
+	return counts
+}

@@ -21,13 +21,7 @@ func assertEncrypted(t *testing.T, c *netcluster.Cluster) {
 	if err := b.Ping(a.IP, 3); err != nil {
 		t.Errorf("ping %s -> %s: %v", b.Name, a.Name, err)
 	}
-	counts, err := cap.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if counts.Plaintext != 0 || counts.WireGuard == 0 {
-		t.Fatalf("not encrypted: %s %v", counts, counts.PlaintextSamples)
-	}
+	stopEncrypted(t, cap, "pings both ways")
 }
 
 func TestDriftIsRepaired(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/crosswire/crosswire/agentstatus"
-	"github.com/crosswire/crosswire/test/cwcluster"
 	"github.com/crosswire/crosswire/test/netcluster"
 )
 
@@ -21,21 +20,8 @@ import (
 // ~15 s WireGuard would take to notice on its own.
 func TestOnDemandPeers(t *testing.T) {
 	const idle = 10 * time.Second // the agent's minimum
-	c := netcluster.New(t, netcluster.Options{Nodes: 3, PodsPerNode: 1})
-	cw, err := cwcluster.Start(c, agentBin, resync, "--on-demand-peers", "--peer-idle-timeout="+idle.String())
-	if cw != nil {
-		t.Cleanup(func() {
-			if t.Failed() {
-				for name, p := range cw.Agents {
-					t.Logf("agent log of %s:\n%s", name, tail(p.Log(), 40))
-				}
-			}
-		})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, Cluster: cw, c: c, keys: cw.Keys, agents: cw.Agents, nodesFile: cw.NodesFile}
+	e := startEnv(t, netcluster.Options{Nodes: 3, PodsPerNode: 1}, "--on-demand-peers", "--peer-idle-timeout="+idle.String())
+	c := e.c
 	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
 
 	// Converged without any traffic: every node knows both others, and
@@ -77,17 +63,7 @@ func TestOnDemandPeers(t *testing.T) {
 			t.Errorf("%s: status says %d configured, wg show %d; want 2", n.Name, r.PeersConfigured, configured(n))
 		}
 	}
-	counts, err := cap.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("underlay: %s", counts)
-	if counts.Plaintext != 0 {
-		t.Errorf("%d plaintext pod packets on the underlay: %v", counts.Plaintext, counts.PlaintextSamples)
-	}
-	if counts.WireGuard == 0 {
-		t.Error("no WireGuard packets on the underlay")
-	}
+	stopEncrypted(t, cap, "on-demand activation and all-pairs traffic")
 
 	// Quiet now: the peers go once idle for the timeout (checked every
 	// idle/4), and the next packet brings them back.

@@ -4,23 +4,18 @@ import (
 	"fmt"
 	"image/color"
 	"math"
-	"os"
 	"strconv"
 
 	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/crosswire/crosswire/test/benchplot"
 )
 
-const (
-	plotW, plotH = 12 * vg.Inch, 5.5 * vg.Inch
-	headerH      = 46 // points reserved above the panels for the title
-	legendH      = 86 // points reserved below the panels: 5 legend lines
-)
+// legendH is the strip below the panels for their legends: 5 lines.
+const legendH = 86 // points
 
 var (
 	syncColor = color.RGBA{R: 66, G: 114, B: 196, A: 255}
@@ -42,12 +37,15 @@ func (r *Report) WritePNG(path string) error {
 	if len(r.Sizes) == 0 {
 		return fmt.Errorf("no sizes to plot")
 	}
-	c := vgimg.New(plotW, plotH)
-	dc := draw.New(c)
-	r.drawHeader(dc)
+	c, dc := benchplot.NewPage()
+	benchplot.Header(dc,
+		fmt.Sprintf("crosswire control-plane scale, %s, %d CPUs, %s",
+			r.Started.Format("2006-01-02 15:04 MST"), r.Machine.CPUs, r.Machine.Go),
+		fmt.Sprintf("one agent against a real kube-apiserver; %d Node updates per size; dashed: issue 7's targets (for 5000 nodes)",
+			r.Config.Events))
 	// The legends go below the panels: inside, they would cover whatever
 	// the data puts in their corner.
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadTop: headerH, PadLeft: 8, PadRight: 16, PadBottom: legendH + 8, PadX: 32}
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadTop: benchplot.HeaderHeight, PadLeft: 8, PadRight: 16, PadBottom: legendH + 8, PadX: 32}
 
 	// Log Y: the p50 is a few ms where the sync takes hundreds.
 	lat := r.newPanel("Latency (lower is better)", "ms", true)
@@ -98,33 +96,7 @@ func (r *Report) WritePNG(path string) error {
 		p.Draw(tile)
 		p.drawLegends(tile)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Close()
-}
-
-func (r *Report) drawHeader(dc draw.Canvas) {
-	lines := []struct {
-		size vg.Length
-		text string
-	}{
-		{14, fmt.Sprintf("crosswire control-plane scale, %s, %d CPUs, %s",
-			r.Started.Format("2006-01-02 15:04 MST"), r.Machine.CPUs, r.Machine.Go)},
-		{10, fmt.Sprintf("one agent against a real kube-apiserver; %d Node updates per size; dashed: issue 7's targets (for 5000 nodes)",
-			r.Config.Events)},
-	}
-	y := dc.Max.Y - 4
-	for _, l := range lines {
-		sty := text.Style{Color: color.Black, Font: font.From(plot.DefaultFont, l.size), XAlign: draw.XCenter, YAlign: draw.YTop, Handler: plot.DefaultTextHandler}
-		dc.FillText(sty, vg.Point{X: (dc.Min.X + dc.Max.X) / 2, Y: y}, l.text)
-		y -= sty.Height(l.text) + 4
-	}
+	return benchplot.SavePNG(c, path)
 }
 
 // panel is a plot with its legends kept apart, to draw below it.
@@ -161,7 +133,7 @@ func (r *Report) newPanel(title, ylabel string, logY bool) *panel {
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 		p.Y.Label.Text += " (log scale)"
 	} else {
-		p.Y.Tick.Marker = niceTicks{}
+		p.Y.Tick.Marker = benchplot.NiceTicks{}
 	}
 	p.Add(plotter.NewGrid())
 	pn := &panel{Plot: p, measured: plot.NewLegend(), targets: plot.NewLegend()}
@@ -238,29 +210,4 @@ func yRange(p *plot.Plot) (lo, hi float64) {
 		hi = 1
 	}
 	return lo, max(lo, hi)
-}
-
-// niceTicks labels steps of 1, 2 or 5 times a power of ten, about five
-// per axis, without trailing zeros.
-type niceTicks struct{}
-
-func (niceTicks) Ticks(lo, hi float64) []plot.Tick {
-	if !(hi > lo) {
-		return []plot.Tick{{Value: lo, Label: strconv.FormatFloat(lo, 'g', 3, 64)}}
-	}
-	exp := int(math.Floor(math.Log10((hi - lo) / 5)))
-	step := math.Pow10(exp)
-	for _, m := range []float64{1, 2, 5, 10} {
-		if (hi-lo)/(step*m) <= 6 {
-			step *= m
-			break
-		}
-	}
-	// Multiples of step, not a running sum, so 0.1+0.2 never shows up.
-	var ticks []plot.Tick
-	for k := math.Ceil(lo / step); k*step <= hi; k++ {
-		v := k * step
-		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', max(0, -exp), 64)})
-	}
-	return ticks
 }

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"image"
 	"image/color"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crosswire/crosswire/test/benchplot"
 )
 
 func syntheticReport() *Report {
@@ -23,49 +23,14 @@ func syntheticReport() *Report {
 	return r
 }
 
-// decodePNG checks the file is a PNG of the plot's size and returns it.
-func decodePNG(t *testing.T, path string) image.Image {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if b := img.Bounds(); b.Dx() < 800 || b.Dy() < 400 {
-		t.Errorf("%s is %v, want at least 800x400", path, b)
-	}
-	return img
-}
-
-func colors(img image.Image) map[color.RGBA]bool {
-	seen := map[color.RGBA]bool{}
-	b := img.Bounds()
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, a := img.At(x, y).RGBA()
-			seen[color.RGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(bl >> 8), A: uint8(a >> 8)}] = true
-		}
-	}
-	return seen
-}
-
 func TestPlotDrawsEverySeries(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bench-scale.png")
 	if err := syntheticReport().WritePNG(path); err != nil {
 		t.Fatal(err)
 	}
-	seen := colors(decodePNG(t, path))
-	if len(seen) < 10 {
-		t.Errorf("%d distinct colours: nothing much was drawn", len(seen))
-	}
-	for name, c := range map[string]color.RGBA{"sync": syncColor, "p50": p50Color, "p99": p99Color, "RSS": rssColor} {
-		if !seen[c] {
-			t.Errorf("no pixel of the %s colour %v: its line is missing", name, c)
-		}
+	want := map[string]color.RGBA{"sync": syncColor, "p50": p50Color, "p99": p99Color, "RSS": rssColor}
+	if err := benchplot.CheckDrawn(path, want); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -78,7 +43,7 @@ func TestPlotOneSize(t *testing.T) {
 	if err := r.WritePNG(path); err != nil {
 		t.Fatal(err)
 	}
-	decodePNG(t, path)
+	benchplot.RequirePNG(t, path)
 	r.Sizes = nil
 	if err := r.WritePNG(path); err == nil {
 		t.Error("no sizes: want an error, not an empty plot")
@@ -90,7 +55,7 @@ func TestReportWriteAddsPlot(t *testing.T) {
 	if err := syntheticReport().Write(dir); err != nil {
 		t.Fatal(err)
 	}
-	decodePNG(t, filepath.Join(dir, "bench-scale.png"))
+	benchplot.RequirePNG(t, filepath.Join(dir, "bench-scale.png"))
 	md, err := os.ReadFile(filepath.Join(dir, "bench-scale.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/crosswire/crosswire/test/apiserver"
+	"github.com/crosswire/crosswire/test/benchplot"
 )
 
 // TestSmoke runs the benchmark at 10 nodes with 5 events and a 3 s churn,
@@ -49,7 +50,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	decodePNG(t, filepath.Join(cfg.Out, "bench-scale.png"))
+	benchplot.RequirePNG(t, filepath.Join(cfg.Out, "bench-scale.png"))
 }
 
 func checkSmokeResult(t *testing.T, s SizeResult) {
