@@ -52,6 +52,24 @@ func apiserverArgv(bin, dir, etcdURL string, bind netip.Addr, port int) []string
 	}
 }
 
+// fullClusterArgv turns a standalone argv into one for a full cluster (see
+// Options.FullCluster): the standalone-only flags go, the kubelet client
+// flags come.
+func fullClusterArgv(argv []string, dir string) []string {
+	var out []string
+	for _, a := range argv {
+		if a == "--disable-admission-plugins=ServiceAccount" || a == "--endpoint-reconciler-type=none" {
+			continue
+		}
+		out = append(out, a)
+	}
+	return append(out,
+		"--kubelet-preferred-address-types=InternalIP,Hostname",
+		"--kubelet-client-certificate="+filepath.Join(dir, "kubelet-client.crt"),
+		"--kubelet-client-key="+filepath.Join(dir, "kubelet-client.key"),
+	)
+}
+
 // startAPIServer launches kube-apiserver with the saved arguments and waits
 // for /readyz.
 func (s *Server) startAPIServer() error {

@@ -30,6 +30,13 @@ type Options struct {
 	// can reach the API server. Its loopback is brought up, because etcd
 	// listens there.
 	NetNS string
+	// FullCluster prepares the server for a controller-manager and real
+	// kubelets (test/kubecluster): ServiceAccount admission stays on (the
+	// controller-manager creates the default ServiceAccounts), the
+	// kubernetes Service's endpoints are reconciled to BindAddress (pods
+	// reach the API through kube-proxy), and kube-apiserver dials kubelets
+	// by InternalIP with a client certificate (logs, exec).
+	FullCluster bool
 }
 
 // DefaultToolsDir is where test/tools/build.sh puts the binaries:

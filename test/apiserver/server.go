@@ -130,6 +130,9 @@ func (s *Server) launch(etcdBin, apiBin string) error {
 	}
 
 	s.apiArgv = apiserverArgv(apiBin, s.Dir, etcdURL, o.BindAddress, apiPort)
+	if o.FullCluster {
+		s.apiArgv = fullClusterArgv(s.apiArgv, s.Dir)
+	}
 	return s.startAPIServer()
 }
 
@@ -160,6 +163,15 @@ func (s *Server) writePKI() error {
 		"apiserver.key": servingKey,
 		// token,user,uid,"group1,group2"
 		"tokens.csv": fmt.Appendf(nil, "%s,crosswire-test-admin-token,crosswire-test-admin-token,\"system:masters\"\n", s.AdminToken),
+	}
+	if s.opts.FullCluster {
+		// The identity kube-apiserver presents to kubelets; they trust the
+		// same CA and authorize everything it signed.
+		cert, key, err := s.ca.clientCert("kube-apiserver-kubelet-client", []string{"system:masters"})
+		if err != nil {
+			return err
+		}
+		files["kubelet-client.crt"], files["kubelet-client.key"] = cert, key
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(s.Dir, name), b, 0o600); err != nil {
@@ -228,6 +240,15 @@ func (s *Server) logTails(t testing.TB) {
 		}
 	}
 }
+
+// CAFile is the CA certificate that signed every certificate of the
+// server: kubelets trust client certificates it signed, and the
+// controller-manager hands it to pods as kube-root-ca.crt.
+func (s *Server) CAFile() string { return filepath.Join(s.Dir, "ca.crt") }
+
+// ServiceAccountKeyFile is the private key that signs ServiceAccount
+// tokens, for the controller-manager's token controller.
+func (s *Server) ServiceAccountKeyFile() string { return filepath.Join(s.Dir, "sa.key") }
 
 // Addr returns the address and port kube-apiserver serves on.
 func (s *Server) Addr() netip.AddrPort {

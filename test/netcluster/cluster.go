@@ -59,6 +59,10 @@ type Options struct {
 	// underlay bridge: the ICMP black hole that breaks path MTU discovery
 	// in the field, so only MSS clamping can keep TCP working.
 	DropPacketTooBig bool
+	// NoPods builds bare nodes: underlay, default route and sysctls, but no
+	// pod bridge, pods, host-gw routes or Service rules. A real CNI, route
+	// programming and kube-proxy supply those (test/kubecluster).
+	NoPods bool
 }
 
 // Cluster is a built cluster. Its fields are read-only for callers.
@@ -76,6 +80,7 @@ type Cluster struct {
 	PodStack, UnderlayStack Stack
 	UnderlayMTU             int
 	DropPacketTooBig        bool
+	NoPods                  bool
 
 	mu       sync.Mutex
 	created  []string // namespaces this run created, in creation order
@@ -169,10 +174,10 @@ func layout(o Options) (*Cluster, error) {
 	if o.Nodes == 0 {
 		o.Nodes = 3
 	}
-	if o.PodsPerNode == 0 {
+	if o.PodsPerNode == 0 && !o.NoPods {
 		o.PodsPerNode = 2
 	}
-	if o.ServiceBackend == [2]int{} {
+	if o.ServiceBackend == [2]int{} && !o.NoPods {
 		// A remote backend by default, since Service traffic crossing
 		// nodes is what crosswire must encrypt.
 		o.ServiceBackend = [2]int{min(2, o.Nodes), 1}
@@ -180,11 +185,14 @@ func layout(o Options) (*Cluster, error) {
 	if o.Nodes < 1 || o.Nodes > 200 {
 		return nil, fmt.Errorf("nodes %d out of range 1..200", o.Nodes)
 	}
-	if o.PodsPerNode < 1 || o.PodsPerNode > 200 {
+	if o.NoPods && o.PodsPerNode != 0 {
+		return nil, fmt.Errorf("NoPods with %d pods per node", o.PodsPerNode)
+	}
+	if !o.NoPods && (o.PodsPerNode < 1 || o.PodsPerNode > 200) {
 		return nil, fmt.Errorf("pods per node %d out of range 1..200", o.PodsPerNode)
 	}
 	bn, bp := o.ServiceBackend[0], o.ServiceBackend[1]
-	if bn < 1 || bn > o.Nodes || bp < 1 || bp > o.PodsPerNode {
+	if !o.NoPods && (bn < 1 || bn > o.Nodes || bp < 1 || bp > o.PodsPerNode) {
 		return nil, fmt.Errorf("service backend node %d pod %d outside the cluster", bn, bp)
 	}
 	if !o.Pods.valid() || !o.Underlay.valid() {
@@ -220,6 +228,7 @@ func layout(o Options) (*Cluster, error) {
 		UnderlayStack:    underlay,
 		UnderlayMTU:      o.UnderlayMTU,
 		DropPacketTooBig: o.DropPacketTooBig,
+		NoPods:           o.NoPods,
 	}
 	for i := 1; i <= o.Nodes; i++ {
 		n := &Node{
@@ -258,8 +267,10 @@ func layout(o Options) (*Cluster, error) {
 		}
 		c.Nodes = append(c.Nodes, n)
 	}
-	c.Backend = c.Nodes[bn-1].Pods[bp-1]
-	c.BackendAddr = netip.AddrPortFrom(c.Backend.IP, BackendPort)
+	if !o.NoPods {
+		c.Backend = c.Nodes[bn-1].Pods[bp-1]
+		c.BackendAddr = netip.AddrPortFrom(c.Backend.IP, BackendPort)
+	}
 	return c, nil
 }
 

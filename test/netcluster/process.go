@@ -32,6 +32,23 @@ func (c *Cluster) Start(ns, logPath string, argv ...string) (*Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("start: empty argv")
 	}
+	return c.start(ns, logPath, []string{"ip", "netns", "exec", ns}, argv)
+}
+
+// StartCommand is Start for a command line that enters its namespaces
+// itself, e.g. `nsenter --net=... --mount=... kubelet ...` for a process
+// that must share a node's mount namespace (`ip netns exec` gives every
+// process a private one). ns only labels the process and its log.
+func (c *Cluster) StartCommand(ns, logPath string, argv ...string) (*Process, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("start: empty argv")
+	}
+	return c.start(ns, logPath, nil, argv)
+}
+
+// start runs wrapper followed by argv; the Process records argv alone.
+func (c *Cluster) start(ns, logPath string, wrapper, argv []string) (*Process, error) {
+	cmdline := append(append([]string(nil), wrapper...), argv...)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -47,7 +64,7 @@ func (c *Cluster) Start(ns, logPath string, argv ...string) (*Process, error) {
 	}
 	defer log.Close() // the child holds its own copy
 
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd := exec.Command(cmdline[0], cmdline[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Its own group, so Kill also reaches children the command forks and a
 	// Ctrl-C on the test does not hit it before Close can.

@@ -128,20 +128,23 @@ func (c *Cluster) AddNodes(count int) ([]*Node, error) {
 	if count < 1 || len(c.Nodes) == 0 {
 		return nil, fmt.Errorf("add %d nodes to a cluster of %d", count, len(c.Nodes))
 	}
-	backendPod := 1
-	for i, p := range c.Backend.Node.Pods {
-		if p == c.Backend {
-			backendPod = i + 1
-		}
-	}
 	// The layout of the grown cluster names and addresses the new nodes
 	// exactly as Build would have.
-	grown, err := layout(Options{
+	o := Options{
 		Nodes: len(c.Nodes) + count, PodsPerNode: len(c.Nodes[0].Pods), Prefix: c.Prefix,
-		ServiceBackend: [2]int{c.Backend.Node.Index, backendPod},
-		Pods:           c.PodStack, Underlay: c.UnderlayStack, UnderlayMTU: c.UnderlayMTU,
-		DropPacketTooBig: c.DropPacketTooBig,
-	})
+		Pods: c.PodStack, Underlay: c.UnderlayStack, UnderlayMTU: c.UnderlayMTU,
+		DropPacketTooBig: c.DropPacketTooBig, NoPods: c.NoPods,
+	}
+	if c.Backend != nil {
+		backendPod := 1
+		for i, p := range c.Backend.Node.Pods {
+			if p == c.Backend {
+				backendPod = i + 1
+			}
+		}
+		o.ServiceBackend = [2]int{c.Backend.Node.Index, backendPod}
+	}
+	grown, err := layout(o)
 	if err != nil {
 		return nil, err
 	}
@@ -177,4 +180,14 @@ func OpenEchoServer(ns string, addr netip.AddrPort) (*EchoServer, error) {
 // it, Close of the cluster at the latest.
 func (c *Cluster) OpenCapture() (*Capture, error) {
 	return c.startCapture()
+}
+
+// RoutePodCIDR adds a host-gw route on node on: pod CIDR p via its owner's
+// underlay address, for clusters whose pod CIDRs are only known once a
+// controller allocated them (NoPods clusters).
+func (c *Cluster) RoutePodCIDR(on *Node, p netip.Prefix, owner *Node) error {
+	if err := ipBatch(on.NS, []string{hostGWRoute(p, owner)}); err != nil {
+		return fmt.Errorf("%s route to %s: %w", on.Name, p, err)
+	}
+	return nil
 }

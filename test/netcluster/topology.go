@@ -95,7 +95,7 @@ func (c *Cluster) buildNode(n *Node) error {
 	if _, err := Exec(n.NS, append([]string{"sysctl", "-q", "-w"}, c.nodeSysctls(n)...)...); err != nil {
 		return fmt.Errorf("sysctls: %w", err)
 	}
-	if c.PodStack.Has4() { // the Service VIP is IPv4
+	if c.PodStack.Has4() && !c.NoPods { // the Service VIP is IPv4
 		if _, err := ExecInput(n.NS, []byte(c.kubeProxyRules()), "nft", "-f", "-"); err != nil {
 			return fmt.Errorf("service rules: %w", err)
 		}
@@ -141,9 +141,12 @@ func (c *Cluster) nodeCommands(n *Node) []string {
 	for _, a := range n.UnderlayIPs() {
 		cmds = append(cmds, fmt.Sprintf("addr add %s/%d dev %s nodad", a, underlayBits(a), UnderlayDev))
 	}
-	cmds = append(cmds,
-		fmt.Sprintf("link set %s up", UnderlayDev),
-		fmt.Sprintf("link add %s type bridge", PodBridge))
+	cmds = append(cmds, fmt.Sprintf("link set %s up", UnderlayDev))
+	cmds = append(cmds, c.defaultRoutes()...)
+	if c.NoPods {
+		return cmds
+	}
+	cmds = append(cmds, fmt.Sprintf("link add %s type bridge", PodBridge))
 	for i, a := range n.bridgeIPs() {
 		cmds = append(cmds, fmt.Sprintf("addr add %s/%d dev %s nodad", a, n.PodCIDRs()[i].Bits(), PodBridge))
 	}
@@ -153,15 +156,6 @@ func (c *Cluster) nodeCommands(n *Node) []string {
 			fmt.Sprintf("link set %s master %s", p.HostVeth, PodBridge),
 			fmt.Sprintf("link set %s up", p.HostVeth))
 	}
-	// Real nodes have a default route; without one, node-originated traffic
-	// to the Service VIP fails routing before the output DNAT sees it.
-	// Nothing answers at .1, so nothing else changes.
-	if c.UnderlayStack.Has4() {
-		cmds = append(cmds, fmt.Sprintf("route add default via %s dev %s", c.underlayGateway(), UnderlayDev))
-	}
-	if c.UnderlayStack.Has6() {
-		cmds = append(cmds, fmt.Sprintf("route add default via %s dev %s", underlayGateway6, UnderlayDev))
-	}
 	// host-gw: without crosswire, pod traffic crosses the underlay in clear.
 	for _, m := range c.Nodes {
 		if m == n {
@@ -170,6 +164,21 @@ func (c *Cluster) nodeCommands(n *Node) []string {
 		for _, p := range m.PodCIDRs() {
 			cmds = append(cmds, hostGWRoute(p, m))
 		}
+	}
+	return cmds
+}
+
+// defaultRoutes are a node's default routes. Real nodes have one; without
+// it, node-originated traffic to the Service VIP fails routing before the
+// output DNAT sees it. Nothing answers at the gateway and the underlay has
+// no link out of its namespace, so nothing can leave the machine.
+func (c *Cluster) defaultRoutes() []string {
+	var cmds []string
+	if c.UnderlayStack.Has4() {
+		cmds = append(cmds, fmt.Sprintf("route add default via %s dev %s", c.underlayGateway(), UnderlayDev))
+	}
+	if c.UnderlayStack.Has6() {
+		cmds = append(cmds, fmt.Sprintf("route add default via %s dev %s", underlayGateway6, UnderlayDev))
 	}
 	return cmds
 }
@@ -210,7 +219,10 @@ func (c *Cluster) nodeSysctls(n *Node) []string {
 		// IPv6 has no rp_filter; forwarding is all it needs.
 		s = append(s, "net.ipv6.conf.all.forwarding=1")
 	}
-	ifaces := []string{"all", "default", "lo", UnderlayDev, PodBridge}
+	ifaces := []string{"all", "default", "lo", UnderlayDev}
+	if !c.NoPods {
+		ifaces = append(ifaces, PodBridge)
+	}
 	for _, p := range n.Pods {
 		ifaces = append(ifaces, p.HostVeth)
 	}
