@@ -27,10 +27,10 @@ func benchRestartBlackout(b *testing.B, agentFlags ...string) {
 	e := newEnv(b, netcluster.Options{Nodes: 2, PodsPerNode: 1}, agentFlags...)
 	n1, n2 := e.c.Nodes[0], e.c.Nodes[1]
 	cap := e.c.StartCapture(b)
-	fwd := startPinger(b, "node1->node2", n1.Pods[0].NS, n2.Pods[0].IP)
-	rev := startPinger(b, "node2->node1", n2.Pods[0].NS, n1.Pods[0].IP)
+	fwd := netcluster.StartPinger(b, "node1->node2", n1.Pods[0].NS, n2.Pods[0].IP)
+	rev := netcluster.StartPinger(b, "node2->node1", n2.Pods[0].NS, n1.Pods[0].IP)
 	eventually(b, 5*time.Second, "pings flow", func() error {
-		if !fwd.repliedSince(time.Now().Add(-time.Second)) || !rev.repliedSince(time.Now().Add(-time.Second)) {
+		if !fwd.RepliedSince(time.Now().Add(-time.Second)) || !rev.RepliedSince(time.Now().Add(-time.Second)) {
 			return errString("no replies yet")
 		}
 		return nil
@@ -46,7 +46,7 @@ func benchRestartBlackout(b *testing.B, agentFlags ...string) {
 		e.startAgent(n1)
 		started := time.Now()
 		eventually(b, 20*time.Second, "traffic resumes", func() error {
-			if !fwd.repliedSince(started) || !rev.repliedSince(started) {
+			if !fwd.RepliedSince(started) || !rev.RepliedSince(started) {
 				return errString("no reply since restart")
 			}
 			return nil
@@ -56,15 +56,15 @@ func benchRestartBlackout(b *testing.B, agentFlags ...string) {
 	}
 	b.StopTimer()
 	time.Sleep(300 * time.Millisecond)
-	fwd.stop()
-	rev.stop()
+	fwd.Stop()
+	rev.Stop()
 	counts, err := cap.Stop()
 	if err != nil {
 		b.Fatal(err)
 	}
 	var gaps []time.Duration
 	for _, w := range windows {
-		gaps = append(gaps, max(longestGap(fwd.replies, w.from, w.to), longestGap(rev.replies, w.from, w.to)))
+		gaps = append(gaps, max(netcluster.LongestGap(fwd.Replies, w.from, w.to), netcluster.LongestGap(rev.Replies, w.from, w.to)))
 	}
 	slices.Sort(gaps)
 	b.ReportMetric(float64(gaps[len(gaps)/2].Milliseconds()), "blackout-p50-ms")

@@ -60,8 +60,8 @@ func TestKubeAPIServerOutage(t *testing.T) {
 	before := map[string]string{n1.Name: e.datapathView(t, n1), n2.Name: e.datapathView(t, n2)}
 
 	cap := e.c.StartCapture(t)
-	fwd := startPinger(t, "node1->node2", n1.Pods[0].NS, n2.Pods[0].IP)
-	rev := startPinger(t, "node2->node1", n2.Pods[0].NS, n1.Pods[0].IP)
+	fwd := netcluster.StartPinger(t, "node1->node2", n1.Pods[0].NS, n2.Pods[0].IP)
+	rev := netcluster.StartPinger(t, "node2->node1", n2.Pods[0].NS, n1.Pods[0].IP)
 	time.Sleep(time.Second)
 
 	down := time.Now()
@@ -78,18 +78,18 @@ func TestKubeAPIServerOutage(t *testing.T) {
 	e.api.StartAPIServer(t)
 	up := time.Now()
 	time.Sleep(time.Second)
-	fwd.stop()
-	rev.stop()
+	fwd.Stop()
+	rev.Stop()
 	counts, err := cap.Stop()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("API server down %v; underlay over the outage: %s", up.Sub(down).Round(time.Millisecond), counts)
-	for _, p := range []*pinger{fwd, rev} {
-		gap := longestGap(p.replies, down, up)
-		t.Logf("%s: %d replies to %d echo requests; longest gap during the outage %v", p.name, len(p.replies), p.sent, gap.Round(time.Millisecond))
+	for _, p := range []*netcluster.Pinger{fwd, rev} {
+		gap := netcluster.LongestGap(p.Replies, down, up)
+		t.Logf("%s: %d replies to %d echo requests; longest gap during the outage %v", p.Name, len(p.Replies), p.Sent, gap.Round(time.Millisecond))
 		if gap > 2*time.Second {
-			t.Errorf("%s: traffic stalled for %v during the API outage", p.name, gap)
+			t.Errorf("%s: traffic stalled for %v during the API outage", p.Name, gap)
 		}
 	}
 	if counts.Plaintext != 0 || counts.WireGuard == 0 {

@@ -33,10 +33,10 @@ func TestContinuousTrafficAcrossRestarts(t *testing.T) {
 	copyFile(t, agentBin, swapBin)
 
 	cap := e.c.StartCapture(t)
-	fwd := startPinger(t, "node1->node2", a.NS, b.IP)
-	rev := startPinger(t, "node2->node1", b.NS, a.IP)
+	fwd := netcluster.StartPinger(t, "node1->node2", a.NS, b.IP)
+	rev := netcluster.StartPinger(t, "node2->node1", b.NS, a.IP)
 	eventually(t, 5*time.Second, "pings flow", func() error {
-		if !fwd.repliedSince(time.Now().Add(-time.Second)) || !rev.repliedSince(time.Now().Add(-time.Second)) {
+		if !fwd.RepliedSince(time.Now().Add(-time.Second)) || !rev.RepliedSince(time.Now().Add(-time.Second)) {
 			return errString("no replies yet")
 		}
 		return nil
@@ -69,7 +69,7 @@ func TestContinuousTrafficAcrossRestarts(t *testing.T) {
 		e.startAgent(n1)
 		e.Bin = agentBin
 		eventually(t, 20*time.Second, kind+": traffic resumes both ways", func() error {
-			if !fwd.repliedSince(w.started) || !rev.repliedSince(w.started) {
+			if !fwd.RepliedSince(w.started) || !rev.RepliedSince(w.started) {
 				return errString("no reply since restart")
 			}
 			return nil
@@ -78,29 +78,29 @@ func TestContinuousTrafficAcrossRestarts(t *testing.T) {
 		windows = append(windows, w)
 	}
 	time.Sleep(500 * time.Millisecond)
-	fwd.stop()
-	rev.stop()
+	fwd.Stop()
+	rev.Stop()
 	counts, err := cap.Stop()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("underlay over the whole run: %s", counts)
-	for _, p := range []*pinger{fwd, rev} {
-		t.Logf("%s: %d replies to %d echo requests (every %v)", p.name, len(p.replies), p.sent, pingInterval)
+	for _, p := range []*netcluster.Pinger{fwd, rev} {
+		t.Logf("%s: %d replies to %d echo requests (every %v)", p.Name, len(p.Replies), p.Sent, netcluster.PingInterval)
 	}
 	for _, w := range windows {
-		for _, p := range []*pinger{fwd, rev} {
-			gap := longestGap(p.replies, w.stopped, w.end)
+		for _, p := range []*netcluster.Pinger{fwd, rev} {
+			gap := netcluster.LongestGap(p.Replies, w.stopped, w.end)
 			// The part of the gap after the new agent started.
 			var afterStart time.Duration
-			for _, r := range p.replies {
+			for _, r := range p.Replies {
 				if r.After(w.started) {
 					afterStart = r.Sub(w.started)
 					break
 				}
 			}
 			t.Logf("%-11s %s: blackout %v (agent down %v; first reply %v after the new agent started)",
-				w.kind, p.name, gap.Round(time.Millisecond), w.started.Sub(w.stopped).Round(time.Millisecond), afterStart.Round(time.Millisecond))
+				w.kind, p.Name, gap.Round(time.Millisecond), w.started.Sub(w.stopped).Round(time.Millisecond), afterStart.Round(time.Millisecond))
 		}
 	}
 	if counts.Plaintext != 0 {

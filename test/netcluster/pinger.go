@@ -1,4 +1,4 @@
-package e2e
+package netcluster
 
 import (
 	"bufio"
@@ -13,38 +13,40 @@ import (
 	"time"
 )
 
-// pinger pings continuously (every 20 ms) from a namespace for as long as
+// Pinger pings continuously (every 20 ms) from a namespace for as long as
 // a test runs, recording when each reply arrived, so a test can measure
 // the longest stretch without replies around an event.
-type pinger struct {
-	t    testing.TB
-	name string
+type Pinger struct {
+	Name string
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 	out  bytes.Buffer
 	done bool
-	// replies, after stop: arrival times, in order.
-	replies []time.Time
-	sent    int
+	// Replies, after Stop: arrival times, in order; Sent: echo requests.
+	Replies []time.Time
+	Sent    int
 }
 
-const pingInterval = 20 * time.Millisecond
+// PingInterval is how often a Pinger sends.
+const PingInterval = 20 * time.Millisecond
 
-func startPinger(t testing.TB, name, ns string, dst netip.Addr) *pinger {
+// StartPinger starts pinging dst from ns; it stops when the test ends at
+// the latest.
+func StartPinger(t testing.TB, name, ns string, dst netip.Addr) *Pinger {
 	t.Helper()
-	p := &pinger{t: t, name: name}
+	p := &Pinger{Name: name}
 	// ip netns exec execs ping in place, so the signal reaches ping itself.
-	p.cmd = exec.Command("ip", "netns", "exec", ns, "ping", "-n", "-D", "-i", "0.02", "-W", "1", dst.String())
+	p.cmd = exec.Command("ip", "netns", "exec", ns, "ping", "-n", "-D", "-i", strconv.FormatFloat(PingInterval.Seconds(), 'f', -1, 64), "-W", "1", dst.String())
 	p.cmd.Stdout = lockedWriter{p}
 	p.cmd.Stderr = lockedWriter{p}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start pinger %s: %v", name, err)
 	}
-	t.Cleanup(func() { p.stop() })
+	t.Cleanup(p.Stop)
 	return p
 }
 
-type lockedWriter struct{ p *pinger }
+type lockedWriter struct{ p *Pinger }
 
 func (w lockedWriter) Write(b []byte) (int, error) {
 	w.p.mu.Lock()
@@ -58,7 +60,7 @@ var (
 )
 
 // parse reads the replies printed so far.
-func (p *pinger) parse() (replies []time.Time, sent int) {
+func (p *Pinger) parse() (replies []time.Time, sent int) {
 	p.mu.Lock()
 	text := p.out.String()
 	p.mu.Unlock()
@@ -80,13 +82,14 @@ func (p *pinger) parse() (replies []time.Time, sent int) {
 	return replies, sent
 }
 
-// repliedSince reports whether a reply arrived after t0.
-func (p *pinger) repliedSince(t0 time.Time) bool {
+// RepliedSince reports whether a reply arrived after t0.
+func (p *Pinger) RepliedSince(t0 time.Time) bool {
 	r, _ := p.parse()
 	return len(r) > 0 && r[len(r)-1].After(t0)
 }
 
-func (p *pinger) stop() {
+// Stop ends the pings and fills Replies and Sent.
+func (p *Pinger) Stop() {
 	p.mu.Lock()
 	if p.done {
 		p.mu.Unlock()
@@ -96,12 +99,12 @@ func (p *pinger) stop() {
 	p.mu.Unlock()
 	_ = p.cmd.Process.Signal(syscall.SIGINT)
 	_ = p.cmd.Wait()
-	p.replies, p.sent = p.parse()
+	p.Replies, p.Sent = p.parse()
 }
 
-// longestGap is the longest time between consecutive replies (or between
+// LongestGap is the longest time between consecutive replies (or between
 // from and the first reply after it) that overlaps [from, to].
-func longestGap(replies []time.Time, from, to time.Time) time.Duration {
+func LongestGap(replies []time.Time, from, to time.Time) time.Duration {
 	var longest time.Duration
 	prev := time.Time{}
 	for _, r := range replies {
