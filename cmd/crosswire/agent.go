@@ -64,6 +64,9 @@ func runAgent(ctx context.Context, o *options) error {
 	if o.nodeName == "" {
 		return errors.New("--node-name (or $NODE_NAME) is required")
 	}
+	if err := requireNetAdmin("/proc/self/status"); err != nil {
+		return err
+	}
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
