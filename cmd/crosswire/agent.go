@@ -35,7 +35,7 @@ func newAgentCommand() *cobra.Command {
 	o.datapathFlags(fs)
 	fs.StringVar(&o.nodeName, "node-name", o.nodeName, "this node's name (default $NODE_NAME)")
 	fs.Uint16Var(&o.listenPort, "listen-port", o.listenPort, "WireGuard UDP port")
-	fs.IntVar(&o.mtu, "mtu", o.mtu, "tunnel MTU; 0 = derived from the underlay (its MTU minus 80, WireGuard's IPv6 overhead, never below 1280)")
+	fs.IntVar(&o.mtu, "mtu", o.mtu, "tunnel MTU; 0 = automatic: derived from the underlay at start and kept in step with the routes to the peers' endpoints (their MTU minus WireGuard's overhead)")
 	fs.Var(&o.wgFwmark, "wg-fwmark", "fwmark of the tunnel's own UDP packets (must not match --mark/--mask)")
 	fs.DurationVar(&o.resync, "resync-interval", o.resync, "how often kernel state is checked and repaired")
 	fs.IntVar(&o.keepalive, "keepalive", o.keepalive, "WireGuard persistent keepalive in seconds (0: off)")

@@ -63,7 +63,7 @@ func defaultOptions() options {
 
 func (o *options) datapathFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.stateDir, "state-dir", o.stateDir, "directory for the node's private key (persistent host storage, 0700)")
-	fs.StringVar(&o.socketDir, "socket-dir", o.socketDir, "directory of the WireGuard UAPI socket; `wg show` looks in /var/run/wireguard")
+	fs.StringVar(&o.socketDir, "socket-dir", o.socketDir, "directory of the WireGuard UAPI socket <interface>.sock (wg show looks in /var/run/wireguard)")
 	fs.StringVar(&o.iface, "interface", o.iface, "name of the WireGuard tunnel device")
 	fs.Var(&o.mark, "mark", "fwmark bit(s) set on pod traffic to remote pods")
 	fs.Var(&o.mask, "mask", "fwmark bits crosswire owns (must contain --mark)")

@@ -35,7 +35,7 @@ func defaultServeOptions() serveOptions {
 
 func (s *serveOptions) flags(fs *pflag.FlagSet) {
 	fs.IntVar(&s.metricsPort, "metrics-port", s.metricsPort, "HTTP port (all addresses) for /metrics, /healthz and /readyz; 0 disables")
-	fs.StringVar(&s.statusSocket, "status-socket", s.statusSocket, "unix socket (0600) serving the status that `crosswire status` reads; empty disables")
+	fs.StringVar(&s.statusSocket, "status-socket", s.statusSocket, "unix socket (0600) serving the status that \"crosswire status\" reads; empty disables")
 	fs.DurationVar(&s.handshakeTimeout, "handshake-timeout", s.handshakeTimeout, "age after which a peer's handshake no longer counts as ok (WireGuard's REJECT_AFTER_TIME)")
 	_ = fs.MarkHidden("handshake-timeout")
 }
