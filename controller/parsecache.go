@@ -9,8 +9,9 @@ import (
 
 // ParseCache remembers what Build parsed out of each Node object, keyed by
 // UID and resourceVersion: a Node event changes one object, yet Build sees
-// all of them, and at 5000 Nodes re-parsing every annotation, key and CIDR
-// on every event was a third of the rebuild. Objects without a
+// all of them, and re-parsing every annotation, key and CIDR of every Node
+// on each event makes a large part of the rebuild work that did not change
+// (docs/benchmarks.md has the measurement). Objects without a
 // resourceVersion (the nodes file) are never cached. Not safe for
 // concurrent use: one KubeSource owns one.
 type ParseCache struct {

@@ -201,9 +201,11 @@ func (st State) Equal(o State) bool {
 		})
 }
 
-// ranked is a Node with its sort keys, computed once: comparing through the
-// Node objects and the incumbents map made the sort of 5000 Nodes (in the
-// informer's random order) the largest part of a rebuild.
+// ranked is a Node with its sort keys, computed once: the sort compares
+// n log n times, and each comparison through the Node objects and the
+// incumbents map would chase pointers and hash a name again; in the
+// informer's random order that sort dominated a rebuild of a large cluster
+// (docs/benchmarks.md).
 type ranked struct {
 	self, incumbent bool
 	created         time.Time

@@ -128,11 +128,11 @@ func (m *Manager) updateRemote(ps []netip.Prefix, add bool) (err error) {
 // updateConn returns the socket incremental updates share. It stays open
 // between updates because closing a netfilter socket is what costs: the
 // kernel's NETLINK_URELEASE handler (nft_rcv_nl_event) flushes the pending
-// release of whatever earlier commits deleted, an RCU grace period (~14 ms
-// on a 2-vCPU VM), under the commit mutex. With one socket per update,
-// closed later in the background, a steady stream of Node events still
-// paid it on some other update's commit: 7 ms of apply on average even at
-// 100 nodes, 46 ms at p99. Caller holds m.mu.
+// release of whatever earlier commits deleted, an RCU grace period, under
+// the commit mutex. With one socket per update, closed later in the
+// background, a steady stream of Node events still paid that wait on some
+// other update's commit, even in a small cluster (docs/benchmarks.md has
+// the figures). Caller holds m.mu.
 func (m *Manager) updateConn() (*nftables.Conn, error) {
 	if m.updConn == nil {
 		c, err := m.conn()

@@ -97,7 +97,7 @@ func (m *Manager) conn() (*nftables.Conn, error) {
 // release closes an operation's socket later, in the background. Closing
 // a netfilter netlink socket while the kernel still holds what a commit
 // deleted makes the close flush that release (nft_rcv_nl_event: an RCU
-// grace period, ~14 ms on a 2-vCPU VM) under the commit mutex, so the next
+// grace period) under the commit mutex, so the next
 // commit, say the AddRemote of the same Node update, waits for it. After
 // releaseDelay the kernel has released it on its own and the close is
 // instant. Close closes whatever is still pending at once.

@@ -15,7 +15,8 @@ import (
 // it is unchanged nothing (no Apply, no nft on the command line, no other
 // process) can have touched the table, and the next update neither lists
 // the table and its sets nor dumps and parses a set of thousands of
-// elements: at 5000 nodes that read was most of the cost of a Node event.
+// elements, which grows with the cluster while the update itself is one
+// prefix (in a large cluster that read was most of a Node event's cost).
 // After its commit an update edits the intervals it planned from rather
 // than rebuilding them, so one prefix costs O(log n) to plan and a move of
 // the list's tail to record.

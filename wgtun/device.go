@@ -147,9 +147,10 @@ func (d *Device) ipcSet(body string) error {
 
 // SetPeers makes the device's peers peers, writing only the difference
 // from what the previous SetPeers or SyncPeers left (see Diff) in a single
-// UAPI operation, or nothing at all. It does not read the device back: at
-// 5000 peers that read and its garbage were most of the cost of a Node
-// event. So it repairs nothing it did not write itself: a peer removed by
+// UAPI operation, or nothing at all. It does not read the device back:
+// that read, and its garbage, grow with the number of peers while an event
+// changes one (in a large cluster it was most of an event's cost). So it
+// repairs nothing it did not write itself: a peer removed by
 // hand, or an endpoint the device learnt from a roaming peer, stays as it is
 // until the next SyncPeers. Without a record (first call, or after an
 // error) it is SyncPeers.

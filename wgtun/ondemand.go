@@ -13,8 +13,9 @@ import (
 )
 
 // On-demand peers (Config.OnDemand), after Tailscale's "lazy" WireGuard
-// configuration: every configured wireguard-go peer costs ~30 KiB of queues
-// and two goroutines whether it carries traffic or not, and a node talks to
+// configuration: every configured wireguard-go peer holds queues, timers
+// and two goroutines whether it carries traffic or not (docs/benchmarks.md
+// has what that costs), and a node talks to
 // few of the cluster's nodes. So SetPeers and SyncPeers record the full
 // desired set, but wireguard-go holds only the active part of it:
 //
