@@ -88,19 +88,15 @@ func runAgent(ctx context.Context, o *options) error {
 		}
 	}
 
-	if before, changed, err := wgtun.SecureKeyDir(o.stateDir); err != nil {
+	before, changed, err := wgtun.SecureKeyDir(o.stateDir)
+	if err != nil {
 		return fmt.Errorf("state directory: %w", err)
-	} else if changed {
-		log.Warn("state directory was accessible to group or others; tightened to 0700",
-			zap.String("dir", o.stateDir), zap.String("was", before.String()))
-	} else if before&0o077 != 0 {
-		log.Warn("state directory is shared (sticky bit); left as is, the key file stays 0600",
-			zap.String("dir", o.stateDir), zap.String("mode", before.String()))
 	}
 	key, created, err := wgtun.LoadOrCreateKey(o.keyFile())
 	if err != nil {
 		return fmt.Errorf("private key: %w", err)
 	}
+	logStateDir(log, o.stateDir, before, changed, created)
 	log.Info("private key ready", zap.String("file", o.keyFile()), zap.Bool("created", created),
 		zap.String("public_key", key.PublicKey().String()))
 
