@@ -5,21 +5,20 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/crosswire/crosswire/internal/testenv"
 )
 
 // benchNetNS creates a throwaway named namespace for a benchmark (newNS is
 // for tests) and removes it when the benchmark ends.
 func benchNetNS(b *testing.B) netns.NsHandle {
 	b.Helper()
-	if os.Geteuid() != 0 {
-		b.Skip("needs root to create network namespaces")
-	}
+	testenv.RequireRoot(b, "creates network namespaces")
 	r := make([]byte, 4)
 	if _, err := rand.Read(r); err != nil {
 		b.Fatal(err)

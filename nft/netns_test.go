@@ -3,13 +3,14 @@ package nft
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/crosswire/crosswire/internal/testenv"
 )
 
 // testNS is a throwaway named network namespace (named, so that `ip netns
@@ -19,18 +20,11 @@ type testNS struct {
 	handle netns.NsHandle
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-}
-
 // newNS creates a namespace named cwnft-<random> and removes it when the
 // test ends, whether it passed or not.
 func newNS(t *testing.T) *testNS {
 	t.Helper()
-	requireRoot(t)
+	testenv.RequireRoot(t, "creates network namespaces")
 	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)

@@ -13,15 +13,15 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/crosswire/crosswire/internal/testenv"
 )
 
 // testNetns creates a named network namespace for one test and returns a
 // netlink handle in it; everything is removed at cleanup, even on failure.
 func testNetns(t *testing.T) (string, *netlink.Handle) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
+	testenv.RequireRoot(t, "creates network namespaces")
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	name := "cwpx-" + hex.EncodeToString(b)

@@ -5,13 +5,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
 	"slices"
 	"testing"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/crosswire/crosswire/internal/testenv"
 )
 
 // BenchmarkSetPeersEvent is the WireGuard part of one Node event in the
@@ -102,11 +103,9 @@ func benchDeviceWith(b testing.TB, mod func(*Config)) *Device {
 	return d
 }
 
-// needRootForTUN skips tests and benchmarks that need a namespace and a
-// TUN device when not run as root (CI runs as root).
+// needRootForTUN stops tests and benchmarks that need a namespace and a
+// TUN device when not run as root (see testenv).
 func needRootForTUN(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root: creates a network namespace and a TUN device")
-	}
+	testenv.RequireRoot(tb, "creates a network namespace and a TUN device")
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"go.uber.org/zap"
+
+	"github.com/crosswire/crosswire/internal/testenv"
 )
 
 // testNet is two network namespaces joined by a veth, underlay
@@ -31,17 +33,9 @@ type testNet struct {
 
 func requirePrivileged(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and TUN devices")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("no TUN support: %v", err)
-	}
-	for _, tool := range []string{"ip", "ping", "nft", "wg", "unshare", "mount"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.RequireRoot(t, "creates network namespaces and TUN devices")
+	testenv.RequireFile(t, "/dev/net/tun", "load the tun module (modprobe tun)")
+	testenv.RequireTools(t, "ip", "ping", "nft", "wg", "unshare", "mount")
 }
 
 func randHex(t *testing.T, n int) string {

@@ -5,12 +5,15 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/crosswire/crosswire/internal/testenv"
 )
 
 func TestKeyRoundTripMatchesWgPubkey(t *testing.T) {
+	testenv.RequireTools(t, "wg")
 	wg, err := exec.LookPath("wg")
 	if err != nil {
-		t.Skip("wg (wireguard-tools) not installed")
+		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
 		priv, err := GeneratePrivateKey()

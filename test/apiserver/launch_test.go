@@ -9,6 +9,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/crosswire/crosswire/internal/testenv"
 )
 
 // TestLaunchDetachedAttachStopDir runs the demo's life cycle: launch
@@ -16,7 +18,7 @@ import (
 // from the directory alone), use it, then stop by pid files.
 func TestLaunchDetachedAttachStopDir(t *testing.T) {
 	if _, _, err := binaries(DefaultToolsDir()); err != nil {
-		t.Skip(err)
+		testenv.Missing(t, "%v", err)
 	}
 	dir := filepath.Join(t.TempDir(), "api")
 	s, err := Launch(LaunchOptions{Dir: dir, Detached: true})

@@ -14,6 +14,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/crosswire/crosswire/internal/testenv"
 )
 
 // netnsPair creates namespaces <prefix>-a and <prefix>-b joined by a veth,
@@ -22,12 +24,8 @@ import (
 // inside these namespaces, so they cannot clash with anything.
 func netnsPair(t *testing.T) (a, b string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip")
-	}
+	testenv.RequireRoot(t, "creates network namespaces")
+	testenv.RequireTools(t, "ip")
 	var r [3]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/crosswire/crosswire/internal/testenv"
 )
 
 // Server is a running etcd plus kube-apiserver pair.
@@ -65,7 +67,13 @@ const (
 // (including on failure, when the tails of their logs are logged first).
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	s, err := start(t, o.withDefaults())
+	o = o.withDefaults()
+	// Without the built binaries a developer's `go test ./...` skips, with
+	// the command that builds them; CI and root fail (testenv).
+	if _, _, err := binaries(o.ToolsDir); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
+	s, err := start(t, o)
 	if err != nil {
 		t.Fatalf("apiserver.Start: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crosswire/crosswire/internal/testenv"
 	"github.com/crosswire/crosswire/test/benchplot"
 )
 
@@ -16,9 +17,7 @@ import (
 // the benchmark keeps working: it asserts that every figure exists and is
 // positive and that nothing is left behind, never how fast anything is.
 func TestSmoke(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
+	testenv.RequireRoot(t, "network namespaces")
 	cfg := defaultConfig()
 	if _, err := os.Stat(cfg.WireGuardGo); err != nil {
 		t.Fatalf("reference wireguard-go missing (%v): build it with `make tools` (test/tools/build.sh)", err)

@@ -18,6 +18,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/crosswire/crosswire/internal/testenv"
 	"github.com/crosswire/crosswire/test/apiserver"
 	"github.com/crosswire/crosswire/test/netcluster"
 )
@@ -100,12 +101,8 @@ func TestChartFlags(t *testing.T) {
 // node added, then down, and nothing of the run left: no namespace,
 // process, socket or file.
 func TestDemoUpAddNodeDown(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	if _, err := os.Stat(filepath.Join(apiserver.DefaultToolsDir(), "kube-apiserver")); err != nil {
-		t.Fatalf("kube-apiserver not built (run `make tools`): %v", err)
-	}
+	testenv.RequireRoot(t, "network namespaces")
+	testenv.RequireFile(t, filepath.Join(apiserver.DefaultToolsDir(), "kube-apiserver"), "build it with make tools")
 	bin := filepath.Join(t.TempDir(), "crosswire")
 	build := exec.Command("go", "build", "-o", bin, "github.com/crosswire/crosswire/cmd/crosswire")
 	if out, err := build.CombinedOutput(); err != nil {

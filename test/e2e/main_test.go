@@ -9,16 +9,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/crosswire/crosswire/internal/testenv"
 )
 
 // agentBin is the crosswire binary under test, built once per run.
 var agentBin string
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Println("e2e: skipped, needs root (network namespaces)")
-		os.Exit(0)
-	}
+	testenv.RootOrExit("e2e", "network namespaces")
 	dir, err := os.MkdirTemp("", "crosswire-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

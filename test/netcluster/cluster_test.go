@@ -8,13 +8,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/crosswire/crosswire/internal/testenv"
 )
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
+	testenv.RequireRoot(t, "creates network namespaces")
 }
 
 // namespacesWithPrefix lists the named namespaces of one run.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crosswire/crosswire/internal/testenv"
 	"github.com/crosswire/crosswire/test/apiserver"
 	"github.com/crosswire/crosswire/test/benchplot"
 )
@@ -17,9 +18,7 @@ import (
 // in both peer modes, so it keeps working. It asserts that every figure exists, never how fast
 // anything is, and that nothing of the run is left behind.
 func TestSmoke(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, nftables, TUN)")
-	}
+	testenv.RequireRoot(t, "network namespaces, nftables, TUN")
 	cfg := defaultConfig()
 	cfg.Sizes, cfg.Events, cfg.Churn, cfg.Sample = []int{10}, 5, 3*time.Second, time.Second
 	cfg.Out = t.TempDir()
@@ -27,9 +26,7 @@ func TestSmoke(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", cfg.Bin, "github.com/crosswire/crosswire/cmd/crosswire").CombinedOutput(); err != nil {
 		t.Fatalf("build crosswire: %v\n%s", err, out)
 	}
-	if _, err := os.Stat(filepath.Join(apiserver.DefaultToolsDir(), "kube-apiserver")); err != nil {
-		t.Fatalf("kube-apiserver missing (%v): build it with `make tools`", err)
-	}
+	testenv.RequireFile(t, filepath.Join(apiserver.DefaultToolsDir(), "kube-apiserver"), "build it with make tools")
 	var progress bytes.Buffer
 	rep, err := Run(context.Background(), cfg, &progress)
 	t.Logf("progress:\n%s", progress.String())
