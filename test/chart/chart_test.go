@@ -154,7 +154,7 @@ func TestDefaults(t *testing.T) {
 	if agent.Image != "ghcr.io/crosswire/crosswire:0.1.0" || agent.ImagePullPolicy != corev1.PullIfNotPresent {
 		t.Errorf("image %q pull %q: want the appVersion tag", agent.Image, agent.ImagePullPolicy)
 	}
-	if !slices.Equal(agent.Command, []string{"crosswire"}) || !slices.Equal(agent.Args, defaultAgentArgs) {
+	if !slices.Equal(agent.Command, crosswireCommand) || !slices.Equal(agent.Args, defaultAgentArgs) {
 		t.Errorf("command %q args:\n  %q\nwant\n  %q", agent.Command, agent.Args, defaultAgentArgs)
 	}
 	want := corev1.EnvVar{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}
@@ -175,9 +175,10 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("init containers %+v, want the sysctl one", pod.InitContainers)
 	}
 	sysctl := container(t, pod.InitContainers, "sysctl")
-	if !slices.Equal(sysctl.Command, []string{"sysctl", "-w", "net.ipv4.conf.all.src_valid_mark=1"}) ||
+	if !slices.Equal(sysctl.Command, crosswireCommand) || !slices.Equal(sysctl.Args, []string{"sysctl", "net.ipv4.conf.all.src_valid_mark=1"}) ||
+		sysctl.Image != agent.Image || sysctl.ImagePullPolicy != agent.ImagePullPolicy ||
 		sysctl.SecurityContext == nil || sysctl.SecurityContext.Privileged == nil || !*sysctl.SecurityContext.Privileged {
-		t.Errorf("sysctl init container %+v", sysctl)
+		t.Errorf("sysctl init container %+v: want `crosswire sysctl` from the agent's image, privileged", sysctl)
 	}
 
 	checkHostPaths(t, m, map[string]string{
@@ -187,6 +188,7 @@ func TestDefaults(t *testing.T) {
 		"/dev/net/tun":       "/dev/net/tun",
 	})
 	checkProbes(t, agent, 9763)
+	checkStartupProbe(t, agent, 2, 1, 300)
 	checkPorts(t, agent, 51820, 9763)
 	if agent.Resources.Requests.Cpu().IsZero() || agent.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources %+v: want requests and a memory limit", agent.Resources)
@@ -250,6 +252,7 @@ func TestCustomValues(t *testing.T) {
 		"/dev/net/tun":         "/dev/net/tun",
 	})
 	checkProbes(t, agent, 19763)
+	checkStartupProbe(t, agent, 0, 2, 90)
 	checkPorts(t, agent, 41820, 19763)
 	if pod.ServiceAccountName != "cw-agent" || m.ServiceAccount.Name != "cw-agent" ||
 		m.ServiceAccount.Annotations["example.com/owner"] != "network-team" {
@@ -296,7 +299,7 @@ func TestCleanupMode(t *testing.T) {
 				t.Errorf("init containers %+v, want only cleanup", pod.InitContainers)
 			}
 			want := append([]string{"cleanup"}, onlyFlags(agentArgs, cleanupFlags)...)
-			if !slices.Equal(cl.Args, want) || !slices.Equal(cl.Command, []string{"crosswire"}) {
+			if !slices.Equal(cl.Args, want) || !slices.Equal(cl.Command, crosswireCommand) {
 				t.Errorf("cleanup command %q args\n  %q\nwant\n  %q", cl.Command, cl.Args, want)
 			}
 			// Every flag cleanup knows is passed: one left out would fall
@@ -318,9 +321,22 @@ func TestCleanupMode(t *testing.T) {
 				t.Errorf("cleanup mounts %+v: needs the UAPI socket dir to remove the socket", cl.VolumeMounts)
 			}
 
+			// The keep-alive container is `crosswire pause` from the same
+			// image, as uid 65535 with nothing it does not need.
 			pause := container(t, pod.Containers, "cleaned")
-			if len(pod.Containers) != 1 || !strings.HasPrefix(pause.Image, "registry.k8s.io/pause:") {
-				t.Errorf("containers %+v, want only the pause container", pod.Containers)
+			if len(pod.Containers) != 1 || pause.Image != cl.Image || pause.ImagePullPolicy != cl.ImagePullPolicy ||
+				!slices.Equal(pause.Command, crosswireCommand) || !slices.Equal(pause.Args, []string{"pause"}) {
+				t.Errorf("containers %+v, want only `crosswire pause` from the cleanup image %s", pod.Containers, cl.Image)
+			}
+			if psc := pause.SecurityContext; psc == nil || psc.RunAsUser == nil || *psc.RunAsUser != 65535 ||
+				psc.RunAsGroup == nil || *psc.RunAsGroup != 65535 || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot ||
+				psc.AllowPrivilegeEscalation == nil || *psc.AllowPrivilegeEscalation ||
+				psc.ReadOnlyRootFilesystem == nil || !*psc.ReadOnlyRootFilesystem || psc.Privileged != nil && *psc.Privileged ||
+				psc.Capabilities == nil || !slices.Equal(psc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(psc.Capabilities.Add) != 0 {
+				t.Errorf("pause securityContext %+v, want uid/gid 65535, non-root, no capabilities, read-only root", psc)
+			}
+			if len(pause.VolumeMounts) != 0 {
+				t.Errorf("pause mounts %+v, want none", pause.VolumeMounts)
 			}
 			if mu := m.DaemonSet.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable; mu == nil || *mu != intstr.FromString("100%") {
 				t.Errorf("cleanup maxUnavailable %v, want 100%%", mu)
@@ -369,6 +385,16 @@ func TestSchemaRejects(t *testing.T) {
 		{[]string{"--set", "onDemandPeers=maybe"}, []string{"/onDemandPeers", "boolean"}},
 		{[]string{"--set", "peerIdleTimeout=later"}, []string{"/peerIdleTimeout", "pattern"}},
 		{[]string{"--set", "image.pullPolicy=Sometimes"}, []string{"/image/pullPolicy"}},
+		{[]string{"--set", "image.digest=sha256:abc"}, []string{"/image/digest", "pattern"}},
+		{[]string{"--set", "image.digest=" + strings.Repeat("a", 64)}, []string{"/image/digest", "pattern"}},
+		{[]string{"--set", "image.repository=ghcr.io/crosswire/crosswire:0.1.0"}, []string{"/image/repository", "pattern"}},
+		{[]string{"--set", "image.repository=ghcr.io/crosswire/crosswire@sha256:" + strings.Repeat("a", 64)}, []string{"/image/repository", "pattern"}},
+		{[]string{"--set", "image.tag=v1 beta"}, []string{"/image/tag", "pattern"}},
+		// The images the chart no longer uses: an old values file fails
+		// loudly instead of being ignored.
+		{[]string{"--set", "sysctlInit.image.repository=busybox"}, []string{"image"}},
+		{[]string{"--set", "cleanup.pauseImage.tag=3.10"}, []string{"pauseImage"}},
+		{[]string{"--set", "startupProbe.periodSeconds=0"}, []string{"/startupProbe/periodSeconds", "minimum"}},
 		{[]string{"--set", "hostPaths.stateDir=relative/dir"}, []string{"/hostPaths/stateDir", "pattern"}},
 		{[]string{"--set", "lisenPort=51820"}, []string{"lisenPort"}},
 	} {
@@ -387,7 +413,8 @@ func TestSchemaRejects(t *testing.T) {
 	}
 	// The edges are accepted.
 	render(t, "--set", "mtu=576", "--set", "listenPort=65535", "--set", "mark=0xffffffff", "--set", "mask=0xFFFFFFFF",
-		"--set", "table=256", "--set", "rulePriority=32765", "--set", "resyncInterval=1h2m3.5s")
+		"--set", "table=256", "--set", "rulePriority=32765", "--set", "resyncInterval=1h2m3.5s",
+		"--set", "image.repository=localhost:5000/crosswire", "--set", "image.digest=sha256:"+strings.Repeat("0", 64))
 }
 
 func checkHostPaths(t *testing.T, m *manifests, want map[string]string) {
@@ -450,6 +477,23 @@ func checkProbes(t *testing.T, c *corev1.Container, port int32) {
 		if p.Name == "metrics" && p.ContainerPort != port {
 			t.Errorf("metrics port %d, want %d", p.ContainerPort, port)
 		}
+	}
+}
+
+// checkStartupProbe: the startup probe asks /readyz, as readiness does, so
+// neither readiness nor liveness is checked before the first apply.
+func checkStartupProbe(t *testing.T, c *corev1.Container, delay, period, threshold int32) {
+	t.Helper()
+	p := c.StartupProbe
+	if p == nil || p.HTTPGet == nil {
+		t.Fatalf("startup probe %+v, want HTTP", p)
+	}
+	if g := p.HTTPGet; g.Path != "/readyz" || g.Port != intstr.FromString("metrics") || g.Host != "127.0.0.1" {
+		t.Errorf("startup probe %+v, want GET 127.0.0.1:metrics/readyz", g)
+	}
+	if p.InitialDelaySeconds != delay || p.PeriodSeconds != period || p.FailureThreshold != threshold {
+		t.Errorf("startup probe delay %d period %d threshold %d, want %d %d %d",
+			p.InitialDelaySeconds, p.PeriodSeconds, p.FailureThreshold, delay, period, threshold)
 	}
 }
 

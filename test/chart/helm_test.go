@@ -235,6 +235,38 @@ var crosswireBinary = sync.OnceValues(func() (string, error) {
 	return out, nil
 })
 
+// crosswireCommand is every container's command: the absolute path where
+// the image (build/ociimage.BinaryPath) holds the binary.
+var crosswireCommand = []string{"/usr/local/bin/crosswire"}
+
+var commandLine = regexp.MustCompile(`(?m)^  ([a-z][a-z0-9-]*)\s{2,}\S`)
+
+// binarySubcommands returns the commands `crosswire --help` lists.
+func binarySubcommands(t testing.TB) []string {
+	t.Helper()
+	bin, err := crosswireBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("crosswire --help: %v\n%s", err, out)
+	}
+	_, cmds, ok := strings.Cut(string(out), "Available Commands:\n")
+	if !ok {
+		t.Fatalf("no command list in crosswire --help:\n%s", out)
+	}
+	cmds, _, _ = strings.Cut(cmds, "\n\n")
+	var names []string
+	for _, m := range commandLine.FindAllStringSubmatch(cmds, -1) {
+		names = append(names, m[1])
+	}
+	if len(names) == 0 {
+		t.Fatalf("no commands found in crosswire --help:\n%s", out)
+	}
+	return names
+}
+
 var flagLine = regexp.MustCompile(`(?m)^\s+(?:-[a-zA-Z], )?--([a-z0-9-]+)`)
 
 // binaryFlags returns the flag names `crosswire <sub> --help` lists, without

@@ -39,8 +39,20 @@ app.kubernetes.io/component: agent
 {{- end }}
 {{- end }}
 
+{{/* The one image of every container: repository@digest when a digest
+pins it, else repository:tag (tag defaulting to the appVersion). */}}
 {{- define "crosswire.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Where `make image` puts the binary. An absolute path: exec in a
+FROM-scratch image must not depend on PATH lookup. */}}
+{{- define "crosswire.command" -}}
+[/usr/local/bin/crosswire]
 {{- end }}
 
 {{- define "crosswire.statusSocket" -}}
