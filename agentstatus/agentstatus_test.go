@@ -134,7 +134,7 @@ func fixture() (*Source, *fakeEngine, *fakeTunnel) {
 			{Name: "node4", Endpoint: netip.MustParseAddrPort("192.168.77.14:51820"), PodCIDRs: []netip.Prefix{p("10.244.4.0/24")}},
 			{Name: "node6", HasKey: true, PublicKey: key(6), Endpoint: netip.MustParseAddrPort("192.168.77.16:51820"), PodCIDRs: []netip.Prefix{p("10.244.6.0/24")}},
 		},
-		Rejected: []proxy.Rejection{{Node: "node5", Reason: "pod CIDR 10.244.2.0/24 overlaps 10.244.2.0/24, already claimed by an older node"}},
+		Rejected: []proxy.Rejection{{Node: "node5", Reason: "pod CIDR 10.244.2.0/24 overlaps 10.244.2.0/24, already claimed by an older node", Group: "overlap"}},
 	}}
 	tun := &fakeTunnel{stats: []wgtun.PeerStats{
 		{Peer: wgtun.Peer{PublicKey: key(2), Endpoint: netip.MustParseAddrPort("192.168.77.12:51820")}, LastHandshake: t0.Add(-42 * time.Second), RxBytes: 2048, TxBytes: 3 << 20},
@@ -347,27 +347,6 @@ crosswire_drift_repairs_total 1
 	}
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) != 0 {
 		t.Fatalf("lint: %v %v", problems, err)
-	}
-}
-
-func TestReasonGroup(t *testing.T) {
-	for reason, want := range map[string]string{
-		`annotation crosswire.dev/public-key: not base64: illegal base64 data at input byte 3`: ReasonKey,
-		`annotation crosswire.dev/public-key: key is 11 bytes, want 32`:                        ReasonKey,
-		`public key: bad`: ReasonKey,
-		`spec.podCIDRs: CIDR "10.244.51.0/33": netip.ParsePrefix("10.244.51.0/33"): prefix length out of range`: ReasonCIDR,
-		`annotation crosswire.dev/pod-cidrs: 17 CIDRs, limit 16`:                                                ReasonCIDR,
-		`pod CIDR 10.244.2.0/24 overlaps 10.244.2.0/24, already claimed by an older node`:                       ReasonOverlap,
-		`public key already used by node node2`:                                                                 ReasonDuplicateKey,
-		`public key is this node's own key`:                                                                     ReasonDuplicateKey,
-		`endpoint 10.244.1.5:51820 lies inside pod CIDR 10.244.1.0/24`:                                          ReasonEndpoint,
-		`annotation crosswire.dev/endpoint: bad port`:                                                           ReasonEndpoint,
-		`status.addresses InternalIP "x": bad`:                                                                  ReasonEndpoint,
-		`node name appears 2 times`:                                                                             ReasonOther,
-	} {
-		if got := ReasonGroup(reason); got != want {
-			t.Errorf("ReasonGroup(%q) = %q, want %q", reason, got, want)
-		}
 	}
 }
 

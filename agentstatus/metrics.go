@@ -1,10 +1,12 @@
 package agentstatus
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crosswire/crosswire/controller"
 	"github.com/crosswire/crosswire/proxy"
 )
 
@@ -97,11 +99,15 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	r := c.src.Report()
 	states := map[string]int{}
-	rejected := map[string]int{}
+	rejected := map[controller.ReasonGroup]int{}
 	for _, p := range r.Peers {
 		states[p.State]++
 		if p.State == StateRejected {
-			rejected[ReasonGroup(p.Reason)]++
+			g := controller.ReasonGroup(p.ReasonGroup)
+			if !slices.Contains(controller.ReasonGroups(), g) {
+				g = controller.GroupOther // a label value is never free-form
+			}
+			rejected[g]++
 		}
 		if p.PublicKey == "" {
 			continue
@@ -118,8 +124,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range States {
 		ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(states[s]), Label(s))
 	}
-	for _, g := range ReasonGroups {
-		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.GaugeValue, float64(rejected[g]), g)
+	for _, g := range controller.ReasonGroups() {
+		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.GaugeValue, float64(rejected[g]), string(g))
 	}
 	for key, family := range map[string]string{"egress4": "ipv4", "egress6": "ipv6"} {
 		if v, ok := r.MarkCounters[key]; ok {

@@ -86,8 +86,10 @@ type Peer struct {
 	// Configured is true while the peer is on the WireGuard device; with
 	// on-demand peers an idle one is not.
 	Configured bool `json:"configured"`
-	// Reason explains a rejected Node (and is empty otherwise).
-	Reason string `json:"reason,omitempty"`
+	// Reason explains a rejected Node (and is empty otherwise);
+	// ReasonGroup is its fixed group, the crosswire_rejected_nodes label.
+	Reason      string `json:"reason,omitempty"`
+	ReasonGroup string `json:"reason_group,omitempty"`
 }
 
 // Unhealthy reports whether a peer in this state makes the node unhealthy.

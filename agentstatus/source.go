@@ -116,7 +116,7 @@ func (s *Source) Report() Report {
 		r.Peers = append(r.Peers, s.peer(now, p, byKey))
 	}
 	for _, rej := range st.Rejected {
-		r.Peers = append(r.Peers, Peer{Name: rej.Node, PodCIDRs: []string{}, State: StateRejected, Reason: rej.Reason})
+		r.Peers = append(r.Peers, Peer{Name: rej.Node, PodCIDRs: []string{}, State: StateRejected, Reason: rej.Reason, ReasonGroup: rej.Group})
 	}
 	slices.SortStableFunc(r.Peers, func(a, b Peer) int { return cmp.Compare(a.Name, b.Name) })
 	if r.Peers == nil {

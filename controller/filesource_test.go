@@ -182,7 +182,7 @@ func TestFileSourceLogsRejections(t *testing.T) {
 	writeFile(t, path, `{"kind":"NodeList","items":[{"metadata":{"name":"bad","annotations":{"crosswire.dev/public-key":"x"}}}]}`)
 	core, logs := observer.New(zapcore.DebugLevel)
 	r := startFileSource(t, &FileSource{Path: path, Self: "me", Interval: fsInterval, Log: zap.New(core)})
-	r.expectUpdate("file with a bad node", State{Rejected: []Rejection{{"bad", "annotation crosswire.dev/public-key: not base64: illegal base64 data at input byte 0"}}})
+	r.expectUpdate("file with a bad node", State{Rejected: []Rejection{{"bad", "annotation crosswire.dev/public-key: not base64: illegal base64 data at input byte 0", GroupKey}}})
 	// The rejected node's name and the reason must be in the entry, under
 	// whatever field names.
 	if logs.FilterMessage("node rejected").Filter(func(e observer.LoggedEntry) bool {

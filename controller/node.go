@@ -23,7 +23,8 @@ type NodeInfo struct {
 
 // ParseNode extracts and validates crosswire's view of a Node. defaultPort is
 // used with the InternalIP when the node publishes no endpoint. Every error
-// names the offending field so it can be shown in an Event.
+// names the offending field so it can be shown in an Event, and carries its
+// ReasonGroup for Build.
 func ParseNode(n *corev1.Node, defaultPort uint16) (NodeInfo, error) {
 	info, err := parseNodeCIDRs(n)
 	if err != nil {
@@ -47,7 +48,7 @@ func ParseNode(n *corev1.Node, defaultPort uint16) (NodeInfo, error) {
 func parseNodeCIDRs(n *corev1.Node) (NodeInfo, error) {
 	info := NodeInfo{Name: n.Name}
 	if n.Name == "" {
-		return info, fmt.Errorf("node has no name")
+		return info, inGroup(GroupOther, fmt.Errorf("node has no name"))
 	}
 	// Sorted, so that a node with several oversize annotations is always
 	// reported with the same one.
@@ -60,12 +61,12 @@ func parseNodeCIDRs(n *corev1.Node) (NodeInfo, error) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		if v := n.Annotations[k]; len(v) > maxAnnotationBytes {
-			return info, fmt.Errorf("annotation %s: %d bytes, limit %d", k, len(v), maxAnnotationBytes)
+			return info, inGroup(annotationGroup(k), fmt.Errorf("annotation %s: %d bytes, limit %d", k, len(v), maxAnnotationBytes))
 		}
 	}
 	cidrs, err := nodePodCIDRs(n)
 	if err != nil {
-		return info, err
+		return info, inGroup(GroupCIDR, err)
 	}
 	info.PodCIDRs = cidrs
 	return info, nil
@@ -79,7 +80,7 @@ func nodeKey(n *corev1.Node) (string, error) {
 	}
 	key, err := canonicalKey(s)
 	if err != nil {
-		return "", fmt.Errorf("annotation %s: %w", AnnotationPublicKey, err)
+		return "", inGroup(GroupKey, fmt.Errorf("annotation %s: %w", AnnotationPublicKey, err))
 	}
 	return key, nil
 }
@@ -102,6 +103,11 @@ func canonicalKey(s string) (string, error) {
 }
 
 func nodeEndpoint(n *corev1.Node, defaultPort uint16) (netip.AddrPort, error) {
+	ep, err := nodeEndpointAddr(n, defaultPort)
+	return ep, inGroup(GroupEndpoint, err)
+}
+
+func nodeEndpointAddr(n *corev1.Node, defaultPort uint16) (netip.AddrPort, error) {
 	for _, ann := range []string{AnnotationEndpointOverride, AnnotationEndpoint} {
 		s, ok := n.Annotations[ann]
 		if !ok || strings.TrimSpace(s) == "" {

@@ -72,7 +72,7 @@ func TestParseCacheMatchesFreshBuild(t *testing.T) {
 func TestStateEqual(t *testing.T) {
 	base := State{SelfFound: true, Local: pfx("10.0.0.0/24"),
 		Peers:    []Peer{{Name: "a", PublicKey: "k", PodCIDRs: pfx("10.1.0.0/24")}},
-		Rejected: []Rejection{{"b", "why"}}}
+		Rejected: []Rejection{{"b", "why", GroupOther}}}
 	clone := func() State {
 		c := base
 		c.Local = append([]netip.Prefix(nil), base.Local...)

@@ -20,12 +20,6 @@ type Peer struct {
 	PodCIDRs  []netip.Prefix
 }
 
-// Rejection records a Node that was left out of the desired state, and why.
-type Rejection struct {
-	Node   string
-	Reason string
-}
-
 // State is the desired datapath state derived from the cluster's Nodes.
 type State struct {
 	// SelfFound is false while this node's own Node object is unknown; the
@@ -110,27 +104,28 @@ func Build(in Input) State {
 		}
 		keys[selfKey] = in.Self
 	}
-	reject := func(name, reason string) {
-		st.Rejected = append(st.Rejected, Rejection{name, reason})
+	reject := func(name string, group ReasonGroup, reason string) {
+		st.Rejected = append(st.Rejected, Rejection{Node: name, Reason: reason, Group: group})
 	}
+	rejectErr := func(name string, err error) { reject(name, groupOf(err), err.Error()) }
 	infos := make([]NodeInfo, 0, len(nodes))
 	for _, r := range nodes {
 		n := r.n
 		if c := names[n.Name]; c > 1 {
 			// Only a hand-made Input can do this (names are unique in the API
 			// and in ParseNodeList); no copy can be trusted over another.
-			reject(n.Name, fmt.Sprintf("node name appears %d times", c))
+			reject(n.Name, GroupOther, fmt.Sprintf("node name appears %d times", c))
 			continue
 		}
 		p := r.p
 		if p.cidrErr != nil {
-			reject(n.Name, p.cidrErr.Error())
+			rejectErr(n.Name, p.cidrErr)
 			continue
 		}
 		info := p.info
 		info.PodCIDRs = slices.Clone(info.PodCIDRs) // the cache's copy stays untouched
 		if mine, theirs, ok := claimed.overlaps(info.PodCIDRs); ok {
-			reject(n.Name, fmt.Sprintf("pod CIDR %s overlaps %s, already claimed by an older node", mine, theirs))
+			reject(n.Name, GroupOverlap, fmt.Sprintf("pod CIDR %s overlaps %s, already claimed by an older node", mine, theirs))
 			continue
 		}
 		claimed.add(info.PodCIDRs)
@@ -140,15 +135,15 @@ func Build(in Input) State {
 			continue
 		}
 		if p.keyErr != nil {
-			reject(n.Name, p.keyErr.Error())
+			rejectErr(n.Name, p.keyErr)
 			continue
 		}
 		info.PublicKey = p.key
 		if owner, dup := keys[info.PublicKey]; dup && info.PublicKey != "" {
 			if owner == in.Self {
-				reject(n.Name, "public key is this node's own key")
+				reject(n.Name, GroupDuplicateKey, "public key is this node's own key")
 			} else {
-				reject(n.Name, fmt.Sprintf("public key already used by node %s", owner))
+				reject(n.Name, GroupDuplicateKey, fmt.Sprintf("public key already used by node %s", owner))
 			}
 			continue
 		}
@@ -156,7 +151,7 @@ func Build(in Input) State {
 			keys[info.PublicKey] = info.Name
 		}
 		if p.endpointErr != nil {
-			reject(n.Name, p.endpointErr.Error())
+			rejectErr(n.Name, p.endpointErr)
 			continue
 		}
 		info.Endpoint = p.endpoint
@@ -168,7 +163,7 @@ func Build(in Input) State {
 		// would route the tunnel's own packets into the tunnel.
 		if info.Endpoint.IsValid() {
 			if p, in := claimed.containsAddr(info.Endpoint.Addr()); in {
-				reject(info.Name, fmt.Sprintf("endpoint %s lies inside pod CIDR %s", info.Endpoint, p))
+				reject(info.Name, GroupEndpoint, fmt.Sprintf("endpoint %s lies inside pod CIDR %s", info.Endpoint, p))
 				continue
 			}
 		}

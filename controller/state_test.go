@@ -66,7 +66,7 @@ func TestBuild(t *testing.T) {
 				mkNode("old", created(0), withKey(k1), withIP("192.168.77.11"), withPodCIDR("10.244.0.128/25")),
 			}},
 			want: State{SelfFound: true, Local: pfx("10.244.0.0/24", "fd00:10:244::/64"),
-				Rejected: []Rejection{{"old", "pod CIDR 10.244.0.128/25 overlaps 10.244.0.0/24, already claimed by an older node"}}},
+				Rejected: []Rejection{{"old", "pod CIDR 10.244.0.128/25 overlaps 10.244.0.0/24, already claimed by an older node", GroupOverlap}}},
 		},
 		{
 			name: "overlap between peers: younger loses; IPv6 overlap too",
@@ -79,8 +79,8 @@ func TestBuild(t *testing.T) {
 			want: State{SelfFound: true, Local: pfx("10.245.0.0/24", "fd00:10:244:1::/64"),
 				Peers: []Peer{{Name: "old", PublicKey: k2, Endpoint: ap("192.168.77.12:51820"), PodCIDRs: pfx("10.244.0.0/16")}},
 				Rejected: []Rejection{
-					{"young", "pod CIDR 10.244.1.0/24 overlaps 10.244.0.0/16, already claimed by an older node"},
-					{"young6", "pod CIDR fd00:10:244::/48 overlaps fd00:10:244:1::/64, already claimed by an older node"},
+					{"young", "pod CIDR 10.244.1.0/24 overlaps 10.244.0.0/16, already claimed by an older node", GroupOverlap},
+					{"young6", "pod CIDR fd00:10:244::/48 overlaps fd00:10:244:1::/64, already claimed by an older node", GroupOverlap},
 				}},
 		},
 		{
@@ -91,7 +91,7 @@ func TestBuild(t *testing.T) {
 			}},
 			want: State{
 				Peers:    []Peer{{Name: "a", PublicKey: k2, Endpoint: ap("192.168.77.12:51820"), PodCIDRs: pfx("10.244.1.0/24")}},
-				Rejected: []Rejection{{"b", "pod CIDR 10.244.1.0/24 overlaps 10.244.1.0/24, already claimed by an older node"}},
+				Rejected: []Rejection{{"b", "pod CIDR 10.244.1.0/24 overlaps 10.244.1.0/24, already claimed by an older node", GroupOverlap}},
 			},
 		},
 		{
@@ -109,7 +109,7 @@ func TestBuild(t *testing.T) {
 			}},
 			want: State{
 				Peers:    []Peer{{Name: "orig", PublicKey: k1, Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")}},
-				Rejected: []Rejection{{"copy", "public key already used by node orig"}},
+				Rejected: []Rejection{{"copy", "public key already used by node orig", GroupDuplicateKey}},
 			},
 		},
 		{
@@ -119,7 +119,7 @@ func TestBuild(t *testing.T) {
 				self(),
 			}},
 			want: State{SelfFound: true, Local: pfx("10.244.0.0/24", "fd00:10:244::/64"),
-				Rejected: []Rejection{{"thief", "public key is this node's own key"}}},
+				Rejected: []Rejection{{"thief", "public key is this node's own key", GroupDuplicateKey}}},
 			check: func(t *testing.T, st State) {
 				if kSelf[len(kSelf)-2:] != "4=" {
 					t.Fatalf("test assumption broken: %q", kSelf)
@@ -131,7 +131,7 @@ func TestBuild(t *testing.T) {
 			in: Input{Self: "self", SelfKey: kSelf, Nodes: []*corev1.Node{
 				mkNode("thief", withKey(kSelf), withPodCIDR("10.244.1.0/24")),
 			}},
-			want: State{Rejected: []Rejection{{"thief", "public key is this node's own key"}}},
+			want: State{Rejected: []Rejection{{"thief", "public key is this node's own key", GroupDuplicateKey}}},
 		},
 		{
 			name: "self publishing SelfKey is fine",
@@ -150,9 +150,9 @@ func TestBuild(t *testing.T) {
 			want: State{SelfFound: true, Local: pfx("10.244.0.0/24", "fd00:10:244::/64"),
 				Peers: []Peer{{Name: "good", PublicKey: testKey(4), Endpoint: ap("192.168.77.14:51820"), PodCIDRs: pfx("10.244.4.0/24")}},
 				Rejected: []Rejection{
-					{"local", "endpoint [fd00:10:244::5]:51820 lies inside pod CIDR fd00:10:244::/64"},
-					{"other", "endpoint 10.244.4.7:51820 lies inside pod CIDR 10.244.4.0/24"},
-					{"own", "endpoint 10.244.1.1:51820 lies inside pod CIDR 10.244.1.0/24"},
+					{"local", "endpoint [fd00:10:244::5]:51820 lies inside pod CIDR fd00:10:244::/64", GroupEndpoint},
+					{"other", "endpoint 10.244.4.7:51820 lies inside pod CIDR 10.244.4.0/24", GroupEndpoint},
+					{"own", "endpoint 10.244.1.1:51820 lies inside pod CIDR 10.244.1.0/24", GroupEndpoint},
 				}},
 		},
 		{
@@ -167,11 +167,11 @@ func TestBuild(t *testing.T) {
 			want: State{
 				Peers: nil,
 				Rejected: []Rejection{
-					{"new1", "pod CIDR 10.244.1.0/24 overlaps 10.244.1.0/24, already claimed by an older node"},
-					{"new2", "pod CIDR 10.244.2.0/25 overlaps 10.244.2.0/24, already claimed by an older node"},
-					{"new3", "public key already used by node old-bad-ep"},
-					{"old-bad-ep", "annotation crosswire.dev/endpoint-override: not an ip:port"},
-					{"old-bad-key", "annotation crosswire.dev/public-key: not base64: illegal base64 data at input byte 4"},
+					{"new1", "pod CIDR 10.244.1.0/24 overlaps 10.244.1.0/24, already claimed by an older node", GroupOverlap},
+					{"new2", "pod CIDR 10.244.2.0/25 overlaps 10.244.2.0/24, already claimed by an older node", GroupOverlap},
+					{"new3", "public key already used by node old-bad-ep", GroupDuplicateKey},
+					{"old-bad-ep", "annotation crosswire.dev/endpoint-override: not an ip:port", GroupEndpoint},
+					{"old-bad-key", "annotation crosswire.dev/public-key: not base64: illegal base64 data at input byte 4", GroupKey},
 				}},
 		},
 		{
@@ -182,7 +182,7 @@ func TestBuild(t *testing.T) {
 			}},
 			want: State{
 				Peers:    []Peer{{Name: "new", PublicKey: k1, Endpoint: ap("192.168.77.12:51820"), PodCIDRs: pfx("10.244.1.0/24")}},
-				Rejected: []Rejection{{"old", `annotation crosswire.dev/pod-cidrs: CIDR "bogus": netip.ParsePrefix("bogus"): no '/'`}},
+				Rejected: []Rejection{{"old", `annotation crosswire.dev/pod-cidrs: CIDR "bogus": netip.ParsePrefix("bogus"): no '/'`, GroupCIDR}},
 			},
 		},
 		{
@@ -200,7 +200,7 @@ func TestBuild(t *testing.T) {
 			}},
 			want: State{
 				Peers:    []Peer{{Name: "a", PublicKey: k1, Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")}},
-				Rejected: []Rejection{{"self", `annotation crosswire.dev/pod-cidrs: CIDR "0.0.0.0/0": prefix shorter than /8`}},
+				Rejected: []Rejection{{"self", `annotation crosswire.dev/pod-cidrs: CIDR "0.0.0.0/0": prefix shorter than /8`, GroupCIDR}},
 			},
 		},
 		{
@@ -215,15 +215,15 @@ func TestBuild(t *testing.T) {
 			want: State{
 				Peers: []Peer{{Name: "a", PublicKey: k3, Endpoint: ap("192.168.77.13:51820"), PodCIDRs: pfx("10.244.3.0/24")}},
 				Rejected: []Rejection{
-					{"self", "node name appears 2 times"}, {"self", "node name appears 2 times"},
-					{"twin", "node name appears 2 times"}, {"twin", "node name appears 2 times"},
+					{"self", "node name appears 2 times", GroupOther}, {"self", "node name appears 2 times", GroupOther},
+					{"twin", "node name appears 2 times", GroupOther}, {"twin", "node name appears 2 times", GroupOther},
 				},
 			},
 		},
 		{
 			name: "nameless node rejected even when Self is empty",
 			in:   Input{Nodes: []*corev1.Node{mkNode("", withPodCIDR("10.244.1.0/24"))}},
-			want: State{Rejected: []Rejection{{"", "node has no name"}}},
+			want: State{Rejected: []Rejection{{"", "node has no name", GroupOther}}},
 		},
 	}
 	for _, tt := range tests {

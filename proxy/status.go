@@ -27,10 +27,14 @@ type Status struct {
 	Rejected []Rejection
 }
 
-// Rejection is a Node the agent left out of the desired state, and why.
+// Rejection is a Node the agent left out of the desired state, and why:
+// Reason for people, Group its fixed reason group (a controller.ReasonGroup,
+// the label of crosswire_rejected_nodes). The engine only keeps it for the
+// status; it knows nothing of Kubernetes.
 type Rejection struct {
 	Node   string
 	Reason string
+	Group  string
 }
 
 // ApplyResult describes one reconcile, for metrics (OnApply).

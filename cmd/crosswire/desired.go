@@ -19,7 +19,7 @@ func desiredFromState(st controller.State) (proxy.Desired, []controller.Rejectio
 		if p.PublicKey != "" {
 			k, err := wgtun.ParseKey(p.PublicKey)
 			if err != nil {
-				bad = append(bad, controller.Rejection{Node: p.Name, Reason: fmt.Sprintf("public key: %v", err)})
+				bad = append(bad, controller.Rejection{Node: p.Name, Reason: fmt.Sprintf("public key: %v", err), Group: controller.GroupKey})
 				continue
 			}
 			key = k

@@ -122,10 +122,7 @@ func TestDocsStatusJSONFields(t *testing.T) {
 	}
 	list := doc[start:end]
 	list = list[strings.Index(list, "(`agentstatus.Report`)")+len("(`agentstatus.Report`)"):]
-	var documented []string
-	for _, w := range regexp.MustCompile(`[a-z][a-z0-9_]*`).FindAllString(list, -1) {
-		documented = append(documented, w)
-	}
+	documented := regexp.MustCompile(`[a-z][a-z0-9_]*`).FindAllString(list, -1)
 	want := jsonFields(reflect.TypeFor[agentstatus.Report]())
 	r := unhealthySample(t).Report()
 	for k := range r.Sets {

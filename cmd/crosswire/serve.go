@@ -123,7 +123,7 @@ func rejections(lists ...[]controller.Rejection) []proxy.Rejection {
 	var out []proxy.Rejection
 	for _, l := range lists {
 		for _, r := range l {
-			out = append(out, proxy.Rejection{Node: r.Node, Reason: r.Reason})
+			out = append(out, proxy.Rejection{Node: r.Node, Reason: r.Reason, Group: string(r.Group)})
 		}
 	}
 	return out

@@ -70,8 +70,9 @@ func TestStatusCommandExitRule(t *testing.T) {
 }
 
 func TestRejectionsJoinControllerAndAgent(t *testing.T) {
-	got := rejections([]controller.Rejection{{Node: "a", Reason: "r1"}}, nil, []controller.Rejection{{Node: "b", Reason: "public key: bad"}})
-	if len(got) != 2 || got[0].Node != "a" || got[1].Reason != "public key: bad" {
+	got := rejections([]controller.Rejection{{Node: "a", Reason: "r1", Group: controller.GroupOverlap}}, nil,
+		[]controller.Rejection{{Node: "b", Reason: "public key: bad", Group: controller.GroupKey}})
+	if len(got) != 2 || got[0].Node != "a" || got[0].Group != "overlap" || got[1].Reason != "public key: bad" || got[1].Group != "key" {
 		t.Fatalf("rejections = %+v", got)
 	}
 }
