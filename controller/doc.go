@@ -24,20 +24,3 @@
 // that gap. Event patch is how the recorder updates the count of a repeated
 // Event; the events.k8s.io rule covers the newer Events API.
 package controller
-
-// RBACRule is one ClusterRole rule in the form of rbac.authorization.k8s.io/v1.
-type RBACRule struct {
-	APIGroups []string
-	Resources []string
-	Verbs     []string
-}
-
-// RBACRules returns the minimal ClusterRole rules the Kubernetes source
-// needs.
-func RBACRules() []RBACRule {
-	return []RBACRule{
-		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "patch"}},
-		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-	}
-}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,7 +79,7 @@ func New(cfg Config, d Deps) (*Engine, error) {
 func (e *Engine) Update(d Desired) {
 	d.Local = sortPrefixes(slices.Clone(d.Local))
 	peers := slices.Clone(d.Peers)
-	slices.SortFunc(peers, func(a, b Peer) int { return compareString(a.Name, b.Name) })
+	slices.SortFunc(peers, func(a, b Peer) int { return strings.Compare(a.Name, b.Name) })
 	d.Peers = peers
 	d.strict = e.cfg.Strict
 	e.mu.Lock()
@@ -90,16 +91,6 @@ func (e *Engine) Update(d Desired) {
 	case e.kick <- struct{}{}:
 	default:
 	}
-}
-
-func compareString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Run applies updates and resyncs until ctx ends. It never tears the
