@@ -35,7 +35,7 @@ func nodePodCIDRs(n *corev1.Node) ([]netip.Prefix, error) {
 		}
 		out = append(out, p)
 	}
-	slices.SortFunc(out, comparePrefix)
+	slices.SortFunc(out, netip.Prefix.Compare)
 	return slices.Compact(out), nil
 }
 
@@ -83,11 +83,4 @@ var reservedRanges = []netip.Prefix{
 	netip.MustParsePrefix("169.254.0.0/16"),     // link-local, cloud metadata
 	netip.MustParsePrefix("224.0.0.0/4"),        // multicast
 	netip.MustParsePrefix("255.255.255.255/32"), // limited broadcast
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
 }

@@ -101,7 +101,7 @@ func FuzzParseNodeList(f *testing.F) {
 			for _, p := range peer.PodCIDRs {
 				checkPodCIDR(t, p)
 			}
-			if !slices.IsSortedFunc(peer.PodCIDRs, comparePrefix) {
+			if !slices.IsSortedFunc(peer.PodCIDRs, netip.Prefix.Compare) {
 				t.Fatalf("peer %s CIDRs not sorted: %v", peer.Name, peer.PodCIDRs)
 			}
 		}

@@ -60,7 +60,7 @@ func FuzzElements(f *testing.F) {
 		}
 		for _, fam := range [][]netip.Prefix{v4, v6} {
 			for i := 1; i < len(fam); i++ {
-				if fam[i-1].Overlaps(fam[i]) || comparePrefix(fam[i-1], fam[i]) >= 0 {
+				if fam[i-1].Overlaps(fam[i]) || fam[i-1].Compare(fam[i]) >= 0 {
 					t.Fatalf("normalised %v: %v and %v overlap or are out of order", fam, fam[i-1], fam[i])
 				}
 			}

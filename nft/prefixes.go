@@ -30,8 +30,8 @@ func canonical(ps []netip.Prefix) (v4, v6 []netip.Prefix, err error) {
 			v6 = append(v6, p)
 		}
 	}
-	slices.SortFunc(v4, comparePrefix)
-	slices.SortFunc(v6, comparePrefix)
+	slices.SortFunc(v4, netip.Prefix.Compare)
+	slices.SortFunc(v6, netip.Prefix.Compare)
 	return slices.Compact(v4), slices.Compact(v6), nil
 }
 
@@ -54,7 +54,7 @@ func dropContained(ps []netip.Prefix) []netip.Prefix {
 		return nil
 	}
 	sorted := slices.Clone(ps)
-	slices.SortFunc(sorted, comparePrefix)
+	slices.SortFunc(sorted, netip.Prefix.Compare)
 	out := sorted[:1]
 	for _, p := range sorted[1:] {
 		last := out[len(out)-1]
@@ -64,13 +64,6 @@ func dropContained(ps []netip.Prefix) []netip.Prefix {
 		out = append(out, p)
 	}
 	return out
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
 }
 
 // lastAddr is the highest address of p (p masked).

@@ -63,13 +63,10 @@ func (d *Desired) nftState() nft.State {
 	return nft.State{Local: sortPrefixes(slices.Clone(d.Local)), Remote: d.remote()}
 }
 
+// sortPrefixes sorts ps in place in netip's order (family, address,
+// length) and drops duplicates.
 func sortPrefixes(ps []netip.Prefix) []netip.Prefix {
-	slices.SortFunc(ps, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
+	slices.SortFunc(ps, netip.Prefix.Compare)
 	return slices.Compact(ps)
 }
 
