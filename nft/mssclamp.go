@@ -28,19 +28,9 @@ func forwardChain(cfg Config) ChainSpec {
 		Priority: PriorityForward,
 		Policy:   nftables.ChainPolicyAccept,
 		Rules: []RuleSpec{
-			{Comment: CommentMSSClamp4, Exprs: concat(matchNfproto(unix.NFPROTO_IPV4), matchOifname(cfg.TunnelIface), matchTCPSyn(), clampMSSToRoute())},
-			{Comment: CommentMSSClamp6, Exprs: concat(matchNfproto(unix.NFPROTO_IPV6), matchOifname(cfg.TunnelIface), matchTCPSyn(), clampMSSToRoute())},
+			{Comment: CommentMSSClamp4, Exprs: concat(matchNfproto(unix.NFPROTO_IPV4), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, cfg.TunnelIface), matchTCPSyn(), clampMSSToRoute())},
+			{Comment: CommentMSSClamp6, Exprs: concat(matchNfproto(unix.NFPROTO_IPV6), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, cfg.TunnelIface), matchTCPSyn(), clampMSSToRoute())},
 		},
-	}
-}
-
-// matchOifname compares the full IFNAMSIZ buffer, like matchIifname.
-func matchOifname(name string) []expr.Any {
-	data := make([]byte, unix.IFNAMSIZ)
-	copy(data, name)
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data},
 	}
 }
 

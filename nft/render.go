@@ -152,7 +152,7 @@ func addrSet(name, comment string, kt nftables.SetDatatype, ps []netip.Prefix) S
 func preroutingChain(cfg Config) ChainSpec {
 	rules := []RuleSpec{{
 		Comment: CommentTunnelIngress,
-		Exprs:   concat(matchIifname(cfg.TunnelIface), counterAndMark(cfg)),
+		Exprs:   concat(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, cfg.TunnelIface), counterAndMark(cfg)),
 	}}
 	if cfg.Strict {
 		rules = append(rules, strictIngressRules(cfg)...)
@@ -189,11 +189,11 @@ func strictIngressRules(cfg Config) []RuleSpec {
 	return []RuleSpec{
 		{
 			Comment: CommentStrictIngress4,
-			Exprs:   concat(matchNfproto(unix.NFPROTO_IPV4), notIifname(cfg.TunnelIface), lookupAddr(ipv4Saddr, SetRemote4), lookupAddr(ipv4Daddr, SetLocal4), counterAndDrop()),
+			Exprs:   concat(matchNfproto(unix.NFPROTO_IPV4), ifname(expr.MetaKeyIIFNAME, expr.CmpOpNeq, cfg.TunnelIface), lookupAddr(ipv4Saddr, SetRemote4), lookupAddr(ipv4Daddr, SetLocal4), counterAndDrop()),
 		},
 		{
 			Comment: CommentStrictIngress6,
-			Exprs:   concat(matchNfproto(unix.NFPROTO_IPV6), notIifname(cfg.TunnelIface), lookupAddr(ipv6Saddr, SetRemote6), lookupAddr(ipv6Daddr, SetLocal6), counterAndDrop()),
+			Exprs:   concat(matchNfproto(unix.NFPROTO_IPV6), ifname(expr.MetaKeyIIFNAME, expr.CmpOpNeq, cfg.TunnelIface), lookupAddr(ipv6Saddr, SetRemote6), lookupAddr(ipv6Daddr, SetLocal6), counterAndDrop()),
 		},
 	}
 }
@@ -219,24 +219,17 @@ func concat(parts ...[]expr.Any) []expr.Any {
 	return out
 }
 
-// matchIifname compares the full IFNAMSIZ buffer, as nft does for an exact
-// (non-wildcard) name.
-func matchIifname(name string) []expr.Any {
+// ifname matches the input or output interface name (key
+// expr.MetaKeyIIFNAME or expr.MetaKeyOIFNAME) with op against the full
+// IFNAMSIZ buffer, as nft does for an exact (non-wildcard) name. One
+// function for every name match, so the rule text and the padding cannot
+// drift apart between them.
+func ifname(key expr.MetaKey, op expr.CmpOp, name string) []expr.Any {
 	data := make([]byte, unix.IFNAMSIZ)
 	copy(data, name)
 	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data},
-	}
-}
-
-// notIifname is `iifname != "<name>"`.
-func notIifname(name string) []expr.Any {
-	data := make([]byte, unix.IFNAMSIZ)
-	copy(data, name)
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: data},
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: op, Register: 1, Data: data},
 	}
 }
 
