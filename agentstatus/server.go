@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/crosswire/crosswire/internal/unixsock"
 )
 
 // Handler serves /metrics from reg, /healthz (200 while the process
@@ -76,28 +78,15 @@ func WriteJSON(w io.Writer, r *Report) error {
 
 // ListenStatusSocket creates the unix socket at path: its directory is
 // created 0755 if missing, the socket is 0600 from the moment it appears
-// (it is created under a temporary name, restricted, then renamed over any
-// stale socket left by a previous agent). Close removes it.
+// and replaces any stale socket left by a previous agent (unixsock.Listen).
+// Close removes it.
 func ListenStatusSocket(path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("status socket directory: %w", err)
 	}
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-	_ = os.Remove(tmp)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	l, err := unixsock.Listen(path)
 	if err != nil {
-		return nil, fmt.Errorf("status socket: %w", err)
-	}
-	l.SetUnlinkOnClose(false)
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		_ = l.Close()
-		_ = os.Remove(tmp)
-		return nil, fmt.Errorf("status socket: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = l.Close()
-		_ = os.Remove(tmp)
 		return nil, fmt.Errorf("status socket: %w", err)
 	}
 	return &socketListener{Listener: l, path: path}, nil

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/crosswire/crosswire/internal/unixsock"
 )
 
 // uapiServer serves the UAPI protocol on <dir>/<name>.sock, the path wg(8)
@@ -37,28 +39,10 @@ func listenUAPI(dir, name string, handle func(net.Conn), log *zap.Logger) (*uapi
 	}
 
 	// The socket answers "get" with the private key, so it must never be
-	// reachable with a loose mode, not even between bind and chmod: bind it
-	// in a private 0700 directory, tighten it, then rename it into place.
-	// A renamed socket keeps working because connect() resolves the inode.
-	tmpDir, err := os.MkdirTemp(dir, ".uapi-")
+	// reachable with a loose mode, not even between bind and chmod.
+	ln, err := unixsock.Listen(path)
 	if err != nil {
-		return nil, fmt.Errorf("create private UAPI directory: %w", err)
-	}
-	defer os.RemoveAll(tmpDir)
-	tmpPath := filepath.Join(tmpDir, "sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmpPath, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("listen on UAPI socket: %w", err)
-	}
-	// We remove the file at its final path ourselves in close.
-	ln.SetUnlinkOnClose(false)
-	if err := os.Chmod(tmpPath, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("chmod UAPI socket: %w", err)
-	}
-	if err := os.Rename(tmpPath, path); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("install UAPI socket at %s: %w", path, err)
+		return nil, fmt.Errorf("UAPI socket: %w", err)
 	}
 
 	s := &uapiServer{path: path, ln: ln, handle: handle, log: log, conns: map[net.Conn]struct{}{}}
