@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/crosswire/crosswire/controller"
 	"github.com/crosswire/crosswire/nft"
 	"github.com/crosswire/crosswire/proxy"
 	"github.com/crosswire/crosswire/wgtun"
@@ -128,13 +129,12 @@ func fixture() (*Source, *fakeEngine, *fakeTunnel) {
 	eng := &fakeEngine{st: proxy.Status{
 		Known: true, Applied: true, LastApply: t0.Add(-3 * time.Second), LastDuration: 2500 * time.Microsecond,
 		Applies: 7, Errors: 1, DriftRepairs: 1, LastRepairs: []string{"policy rule missing"},
-		Peers: []proxy.PeerStatus{
-			{Name: "node2", HasKey: true, PublicKey: key(2), Endpoint: netip.MustParseAddrPort("192.168.77.12:51820"), PodCIDRs: []netip.Prefix{p("10.244.2.0/24")}},
-			{Name: "node3", HasKey: true, PublicKey: key(3), Endpoint: netip.MustParseAddrPort("192.168.77.13:51820"), PodCIDRs: []netip.Prefix{p("10.244.3.0/24")}},
+		Peers: []proxy.Peer{
+			{Name: "node2", PublicKey: key(2), Endpoint: netip.MustParseAddrPort("192.168.77.12:51820"), PodCIDRs: []netip.Prefix{p("10.244.2.0/24")}},
+			{Name: "node3", PublicKey: key(3), Endpoint: netip.MustParseAddrPort("192.168.77.13:51820"), PodCIDRs: []netip.Prefix{p("10.244.3.0/24")}},
 			{Name: "node4", Endpoint: netip.MustParseAddrPort("192.168.77.14:51820"), PodCIDRs: []netip.Prefix{p("10.244.4.0/24")}},
-			{Name: "node6", HasKey: true, PublicKey: key(6), Endpoint: netip.MustParseAddrPort("192.168.77.16:51820"), PodCIDRs: []netip.Prefix{p("10.244.6.0/24")}},
+			{Name: "node6", PublicKey: key(6), Endpoint: netip.MustParseAddrPort("192.168.77.16:51820"), PodCIDRs: []netip.Prefix{p("10.244.6.0/24")}},
 		},
-		Rejected: []proxy.Rejection{{Node: "node5", Reason: "pod CIDR 10.244.2.0/24 overlaps 10.244.2.0/24, already claimed by an older node", Group: "overlap"}},
 	}}
 	tun := &fakeTunnel{stats: []wgtun.PeerStats{
 		{Peer: wgtun.Peer{PublicKey: key(2), Endpoint: netip.MustParseAddrPort("192.168.77.12:51820")}, LastHandshake: t0.Add(-42 * time.Second), RxBytes: 2048, TxBytes: 3 << 20},
@@ -147,6 +147,7 @@ func fixture() (*Source, *fakeEngine, *fakeTunnel) {
 		Engine: eng, Tunnel: tun, Rules: fakeRules{}, Tracker: NewTracker(),
 		Now: func() time.Time { return now },
 	}
+	src.SetRejected([]controller.Rejection{{Node: "node5", Reason: "pod CIDR 10.244.2.0/24 overlaps 10.244.2.0/24, already claimed by an older node", Group: controller.GroupOverlap}})
 	src.Report() // first observation, a minute earlier: node3's send is pending since then
 	now = t0
 	return src, eng, tun

@@ -3,8 +3,10 @@ package agentstatus
 import (
 	"cmp"
 	"slices"
+	"sync"
 	"time"
 
+	"github.com/crosswire/crosswire/controller"
 	"github.com/crosswire/crosswire/nft"
 	"github.com/crosswire/crosswire/proxy"
 	"github.com/crosswire/crosswire/wgtun"
@@ -55,6 +57,24 @@ type Source struct {
 	// HandshakeTimeout defaults to DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	Now              func() time.Time
+
+	mu       sync.Mutex
+	rejected []controller.Rejection
+}
+
+// SetRejected records the Nodes the controller left out of the desired
+// state, for the report (state rejected) and the metrics. Call it with
+// every new state; nil when none are rejected.
+func (s *Source) SetRejected(r []controller.Rejection) {
+	s.mu.Lock()
+	s.rejected = slices.Clone(r)
+	s.mu.Unlock()
+}
+
+func (s *Source) rejections() []controller.Rejection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejected
 }
 
 func (s *Source) timeout() time.Duration {
@@ -115,8 +135,8 @@ func (s *Source) Report() Report {
 	for _, p := range st.Peers {
 		r.Peers = append(r.Peers, s.peer(now, p, byKey))
 	}
-	for _, rej := range st.Rejected {
-		r.Peers = append(r.Peers, Peer{Name: rej.Node, PodCIDRs: []string{}, State: StateRejected, Reason: rej.Reason, ReasonGroup: rej.Group})
+	for _, rej := range s.rejections() {
+		r.Peers = append(r.Peers, Peer{Name: rej.Node, PodCIDRs: []string{}, State: StateRejected, Reason: rej.Reason, ReasonGroup: string(rej.Group)})
 	}
 	slices.SortStableFunc(r.Peers, func(a, b Peer) int { return cmp.Compare(a.Name, b.Name) })
 	if r.Peers == nil {
@@ -145,7 +165,7 @@ func (s *Source) Report() Report {
 	return r
 }
 
-func (s *Source) peer(now time.Time, p proxy.PeerStatus, byKey map[wgtun.Key]wgtun.PeerStats) Peer {
+func (s *Source) peer(now time.Time, p proxy.Peer, byKey map[wgtun.Key]wgtun.PeerStats) Peer {
 	out := Peer{Name: p.Name, PodCIDRs: []string{}}
 	for _, c := range p.PodCIDRs {
 		out.PodCIDRs = append(out.PodCIDRs, c.String())
@@ -153,7 +173,7 @@ func (s *Source) peer(now time.Time, p proxy.PeerStatus, byKey map[wgtun.Key]wgt
 	if p.Endpoint.IsValid() {
 		out.Endpoint = p.Endpoint.String()
 	}
-	if !p.HasKey {
+	if p.PublicKey.IsZero() {
 		out.State = StateWaitingForKey
 		return out
 	}

@@ -1,7 +1,9 @@
 // Package controller turns Kubernetes Node objects into crosswire's desired
 // datapath state (this node's pod CIDRs and one peer per other node), and
 // publishes this node's WireGuard public key and endpoint on its own Node.
-// It knows nothing of nftables, netlink or the WireGuard UAPI.
+// Its peers are the engine's own proxy.Peer, each key parsed here once into
+// a wgtun.Key; beyond those types it knows nothing of nftables, netlink or
+// the WireGuard UAPI.
 //
 // Two sources feed the agent: FileSource (a NodeList file) and KubeSource
 // (the API server, through a Node informer).

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/crosswire/crosswire/wgtun"
 )
 
 // FileSource turns a NodeList file into desired state, for clusters without
@@ -17,7 +19,7 @@ import (
 type FileSource struct {
 	Path        string
 	Self        string
-	SelfKey     string
+	SelfKey     wgtun.Key
 	DefaultPort uint16
 	Interval    time.Duration
 	Log         *zap.Logger

@@ -12,6 +12,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/crosswire/crosswire/proxy"
 )
 
 const (
@@ -107,11 +109,11 @@ const fileV2 = fileV1 + `- metadata:
 `
 
 var (
-	stateV1 = State{SelfFound: true, Local: pfx("10.244.0.0/24"), Peers: []Peer{
-		{Name: "peer-1", PublicKey: testKey(1), Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")},
+	stateV1 = State{SelfFound: true, Local: pfx("10.244.0.0/24"), Peers: []proxy.Peer{
+		{Name: "peer-1", PublicKey: pubKey(1), Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")},
 	}}
-	stateV2 = State{SelfFound: true, Local: pfx("10.244.0.0/24"), Peers: []Peer{
-		{Name: "peer-1", PublicKey: testKey(1), Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")},
+	stateV2 = State{SelfFound: true, Local: pfx("10.244.0.0/24"), Peers: []proxy.Peer{
+		{Name: "peer-1", PublicKey: pubKey(1), Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")},
 		{Name: "peer-2", Endpoint: ap("192.168.77.12:4000"), PodCIDRs: pfx("10.244.2.0/24")},
 	}}
 )

@@ -91,7 +91,7 @@ func FuzzParseNodeList(f *testing.F) {
 		if len(nodes) > 0 {
 			self = nodes[len(nodes)-1].Name
 		}
-		in := Input{Self: self, SelfKey: testKey(0xee), DefaultPort: 51820, Nodes: nodes}
+		in := Input{Self: self, SelfKey: pubKey(0xee), DefaultPort: 51820, Nodes: nodes}
 		st := Build(in)
 		checkInvariants(t, in, st)
 		for _, p := range st.Local {
@@ -149,7 +149,7 @@ func FuzzBuild(f *testing.F) {
 			nodes = append(nodes, mkNode(name, opts...))
 		}
 		self := []string{"n0", "n1", "n2", "absent"}[keys>>6]
-		in := Input{Self: self, SelfKey: testKey(0xee), DefaultPort: 51820, Nodes: nodes}
+		in := Input{Self: self, SelfKey: pubKey(0xee), DefaultPort: 51820, Nodes: nodes}
 		st := Build(in)
 		checkInvariants(t, in, st)
 		for _, perm := range [][]int{{2, 1, 0}, {1, 2, 0}} {

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"bytes"
-	"encoding/base64"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -11,12 +10,15 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crosswire/crosswire/wgtun"
 )
 
-// testKey returns a valid canonical base64 key whose 32 bytes are all b.
-func testKey(b byte) string {
-	return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32))
-}
+// pubKey returns a valid key whose 32 bytes are all b.
+func pubKey(b byte) wgtun.Key { return wgtun.Key(bytes.Repeat([]byte{b}, 32)) }
+
+// testKey is pubKey(b) in canonical base64, as a Node annotation holds it.
+func testKey(b byte) string { return pubKey(b).String() }
 
 // t0 is the creation time of the oldest test node; age(n) is n seconds later.
 var t0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/crosswire/crosswire/wgtun"
 )
 
 // Event reasons and the event source crosswire records with.
@@ -52,8 +54,8 @@ type KubeSource struct {
 	Client kubernetes.Interface
 	// Self is this node's name.
 	Self string
-	// SelfKey is this agent's public key (base64).
-	SelfKey string
+	// SelfKey is this agent's public key; zero publishes nothing.
+	SelfKey wgtun.Key
 	// ListenPort is this agent's WireGuard port, published in its endpoint.
 	ListenPort uint16
 	// DefaultPort is assumed for peers that publish no endpoint (see
@@ -110,7 +112,7 @@ func (s *KubeSource) Run(ctx context.Context, update func(State)) error {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	if strings.TrimSpace(s.SelfKey) == "" {
+	if s.SelfKey.IsZero() {
 		log.Warn("no public key given; this node's key and endpoint will not be published")
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -310,7 +312,7 @@ func (r *kubeRun) reportRejections(nodes []*corev1.Node, rejected []Rejection) {
 
 // publish makes this node's own Node carry its public key and endpoint.
 func (r *kubeRun) publish(ctx context.Context) error {
-	if strings.TrimSpace(r.s.SelfKey) == "" {
+	if r.s.SelfKey.IsZero() {
 		return nil // nothing to publish; logged at start
 	}
 	n, err := r.lister.Get(r.s.Self)
@@ -365,12 +367,8 @@ func (r *kubeRun) publish(ctx context.Context) error {
 // an empty endpoint means the annotation should be absent. The error is
 // about an unusable override only; the InternalIP is used instead.
 func (s *KubeSource) wantAnnotations(n *corev1.Node) (map[string]string, error) {
-	key := strings.TrimSpace(s.SelfKey)
-	if k, err := canonicalKey(key); err == nil {
-		key = k
-	}
 	ep, err := SelfEndpoint(n, s.ListenPort)
-	want := map[string]string{AnnotationPublicKey: key, AnnotationEndpoint: ""}
+	want := map[string]string{AnnotationPublicKey: s.SelfKey.String(), AnnotationEndpoint: ""}
 	if ep.IsValid() {
 		want[AnnotationEndpoint] = ep.String()
 	}

@@ -130,7 +130,7 @@ func TestKubeSourceAgainstRealAPIServer(t *testing.T) {
 	c.create(kubeNode("node3", withPodCIDRs("10.244.3.0/24"), withIP("192.168.77.13")))
 
 	selfKey := testKey(1)
-	src := &KubeSource{Client: c.agent, Self: selfName, SelfKey: selfKey, ListenPort: kubePort, Log: zap.NewNop()}
+	src := &KubeSource{Client: c.agent, Self: selfName, SelfKey: pubKey(1), ListenPort: kubePort, Log: zap.NewNop()}
 	updates := make(chan State, 64)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -143,7 +143,7 @@ func TestKubeSourceAgainstRealAPIServer(t *testing.T) {
 	}()
 
 	st := waitState(t, updates, "initial peers", func(st State) bool { return len(st.Peers) == 2 })
-	if st.Local[0].String() != "10.244.1.0/24" || st.Peers[0].PublicKey != key2 || st.Peers[1].PublicKey != "" {
+	if st.Local[0].String() != "10.244.1.0/24" || st.Peers[0].PublicKey != pubKey(2) || !st.Peers[1].PublicKey.IsZero() {
 		t.Fatalf("initial state %+v", st)
 	}
 
@@ -166,7 +166,7 @@ func TestKubeSourceAgainstRealAPIServer(t *testing.T) {
 	if _, err := c.admin.CoreV1().Nodes().Update(ctx, n3, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, updates, "node3 key", func(st State) bool { return len(st.Peers) == 2 && st.Peers[1].PublicKey == key3 })
+	waitState(t, updates, "node3 key", func(st State) bool { return len(st.Peers) == 2 && st.Peers[1].PublicKey == pubKey(3) })
 
 	// Each kind of bad input: rejected with an Event, good peers unchanged.
 	bad := map[string]*corev1.Node{
@@ -181,7 +181,7 @@ func TestKubeSourceAgainstRealAPIServer(t *testing.T) {
 		c.create(n)
 	}
 	st = waitState(t, updates, "rejections", func(st State) bool { return len(st.Rejected) == len(bad) })
-	if peerNames(st) != "node2,node3" || st.Peers[0].PublicKey != key2 || st.Peers[1].PublicKey != key3 {
+	if peerNames(st) != "node2,node3" || st.Peers[0].PublicKey != pubKey(2) || st.Peers[1].PublicKey != pubKey(3) {
 		t.Fatalf("good peers disturbed: %+v", st.Peers)
 	}
 	for name := range bad {

@@ -23,6 +23,9 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	kruntime "k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/crosswire/crosswire/proxy"
+	"github.com/crosswire/crosswire/wgtun"
 )
 
 const (
@@ -81,7 +84,7 @@ func newKube(t *testing.T, nodes ...*corev1.Node) *kubeRunner {
 		logs:    logs,
 	}
 	r.src = &KubeSource{
-		Client: r.client, Self: selfName, SelfKey: testKey(0xee), ListenPort: kubePort,
+		Client: r.client, Self: selfName, SelfKey: pubKey(0xee), ListenPort: kubePort,
 		RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Log: zap.New(core),
 	}
 	t.Cleanup(r.checkOnlyOwnNodeWritten)
@@ -444,13 +447,13 @@ func TestKubeNoUpdateBeforeSync(t *testing.T) {
 	}
 	releaseOnce.Do(func() { close(release) })
 
-	peer := func(name, key, ep string, cidrs ...string) Peer {
-		return Peer{Name: name, PublicKey: key, Endpoint: ap(ep), PodCIDRs: pfx(cidrs...)}
+	peer := func(name string, key wgtun.Key, ep string, cidrs ...string) proxy.Peer {
+		return proxy.Peer{Name: name, PublicKey: key, Endpoint: ap(ep), PodCIDRs: pfx(cidrs...)}
 	}
-	pA := peer("peer-a", testKey(1), "192.168.77.2:51820", "10.244.1.0/24")
-	pB := peer("peer-b", testKey(2), "192.168.77.3:4000", "10.244.2.0/24", "fd00:10:244:2::/64")
-	pC := peer("peer-c", "", "192.168.77.4:51820", "10.244.3.0/24")
-	st := func(peers ...Peer) State {
+	pA := peer("peer-a", pubKey(1), "192.168.77.2:51820", "10.244.1.0/24")
+	pB := peer("peer-b", pubKey(2), "192.168.77.3:4000", "10.244.2.0/24", "fd00:10:244:2::/64")
+	pC := peer("peer-c", wgtun.Key{}, "192.168.77.4:51820", "10.244.3.0/24")
+	st := func(peers ...proxy.Peer) State {
 		return State{SelfFound: true, Local: pfx("10.244.0.0/24"), Peers: peers}
 	}
 	r.expectUpdate("first state", st(pA, pB, pC))
@@ -460,21 +463,21 @@ func TestKubeNoUpdateBeforeSync(t *testing.T) {
 
 	// Add.
 	r.add(kubeNode("peer-d", withIP("192.168.77.5"), withPodCIDR("10.244.4.0/24"), withKey(testKey(4))))
-	pD := peer("peer-d", testKey(4), "192.168.77.5:51820", "10.244.4.0/24")
+	pD := peer("peer-d", pubKey(4), "192.168.77.5:51820", "10.244.4.0/24")
 	r.expectUpdate("peer-d added", st(pA, pB, pC, pD))
 
 	// Key published by peer-c.
 	n := r.get("peer-c")
 	n.Annotations[AnnotationPublicKey] = testKey(3)
 	r.set(n)
-	pC.PublicKey = testKey(3)
+	pC.PublicKey = pubKey(3)
 	r.expectUpdate("peer-c key", st(pA, pB, pC, pD))
 
 	// Key change.
 	n = r.get("peer-a")
 	n.Annotations = map[string]string{AnnotationPublicKey: testKey(11)}
 	r.set(n)
-	pA.PublicKey = testKey(11)
+	pA.PublicKey = pubKey(11)
 	r.expectUpdate("peer-a key change", st(pA, pB, pC, pD))
 
 	// CIDR change.
@@ -499,7 +502,7 @@ func TestKubeNoUpdateBeforeSync(t *testing.T) {
 	n = r.get(selfName)
 	n.Spec.PodCIDR = "10.244.100.0/24"
 	r.set(n)
-	r.expectUpdate("own CIDR change", State{SelfFound: true, Local: pfx("10.244.100.0/24"), Peers: []Peer{pA, pC, pD}})
+	r.expectUpdate("own CIDR change", State{SelfFound: true, Local: pfx("10.244.100.0/24"), Peers: []proxy.Peer{pA, pC, pD}})
 }
 
 func TestKubeIdenticalRebuildsDoNotUpdate(t *testing.T) {
@@ -507,8 +510,8 @@ func TestKubeIdenticalRebuildsDoNotUpdate(t *testing.T) {
 	peerA := kubeNode("peer-a", withIP("192.168.77.2"), withPodCIDR("10.244.1.0/24"), withKey(testKey(1)))
 	r := newKube(t, self, peerA)
 	r.start()
-	want := State{SelfFound: true, Local: pfx("10.244.0.0/24"), Peers: []Peer{
-		{Name: "peer-a", PublicKey: testKey(1), Endpoint: ap("192.168.77.2:51820"), PodCIDRs: pfx("10.244.1.0/24")},
+	want := State{SelfFound: true, Local: pfx("10.244.0.0/24"), Peers: []proxy.Peer{
+		{Name: "peer-a", PublicKey: pubKey(1), Endpoint: ap("192.168.77.2:51820"), PodCIDRs: pfx("10.244.1.0/24")},
 	}}
 	r.expectUpdate("first", want)
 	// Status-only churn (conditions, labels, irrelevant addresses) as kubelet
@@ -552,9 +555,9 @@ func TestKubeRejections(t *testing.T) {
 		"dup-key":    "public key already used by node good-1",
 		"ep-in-pods": "endpoint 10.244.2.7:51820 lies inside pod CIDR 10.244.2.0/24",
 	}
-	goodState := State{SelfFound: true, Local: pfx("10.244.0.0/24"), Peers: []Peer{
-		{Name: "good-1", PublicKey: testKey(1), Endpoint: ap("192.168.77.2:51820"), PodCIDRs: pfx("10.244.1.0/24")},
-		{Name: "good-2", PublicKey: testKey(2), Endpoint: ap("192.168.77.3:51820"), PodCIDRs: pfx("10.244.2.0/24")},
+	goodState := State{SelfFound: true, Local: pfx("10.244.0.0/24"), Peers: []proxy.Peer{
+		{Name: "good-1", PublicKey: pubKey(1), Endpoint: ap("192.168.77.2:51820"), PodCIDRs: pfx("10.244.1.0/24")},
+		{Name: "good-2", PublicKey: pubKey(2), Endpoint: ap("192.168.77.3:51820"), PodCIDRs: pfx("10.244.2.0/24")},
 	}}
 
 	// The reference: only the good nodes.
@@ -640,7 +643,7 @@ func TestKubeRejections(t *testing.T) {
 	r.set(n)
 	r.expectUpdate("bad-key fixed", State{
 		SelfFound: true, Local: goodState.Local,
-		Peers: append([]Peer{{Name: "bad-key", PublicKey: testKey(10), Endpoint: ap("192.168.77.10:51820"), PodCIDRs: pfx("10.244.10.0/24")}},
+		Peers: append([]proxy.Peer{{Name: "bad-key", PublicKey: pubKey(10), Endpoint: ap("192.168.77.10:51820"), PodCIDRs: pfx("10.244.10.0/24")}},
 			goodState.Peers...),
 		Rejected: slices.DeleteFunc(slices.Clone(st.Rejected), func(rj Rejection) bool { return rj.Node == "bad-key" }),
 	})

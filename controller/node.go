@@ -8,24 +8,18 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/crosswire/crosswire/proxy"
+	"github.com/crosswire/crosswire/wgtun"
 )
 
-// NodeInfo is what crosswire needs from one Node, validated on its own.
-type NodeInfo struct {
-	Name string
-	// PublicKey is the canonical base64 key, or "" when the node has not
-	// published one yet.
-	PublicKey string
-	// Endpoint is where the node's tunnel listens; invalid when unknown.
-	Endpoint netip.AddrPort
-	PodCIDRs []netip.Prefix
-}
-
-// ParseNode extracts and validates crosswire's view of a Node. defaultPort is
+// ParseNode extracts and validates crosswire's view of a Node, validated on
+// its own: a zero PublicKey means the node has published no key yet, an
+// invalid Endpoint that its tunnel's address is unknown. defaultPort is
 // used with the InternalIP when the node publishes no endpoint. Every error
 // names the offending field so it can be shown in an Event, and carries its
 // ReasonGroup for Build.
-func ParseNode(n *corev1.Node, defaultPort uint16) (NodeInfo, error) {
+func ParseNode(n *corev1.Node, defaultPort uint16) (proxy.Peer, error) {
 	info, err := parseNodeCIDRs(n)
 	if err != nil {
 		return info, err
@@ -45,8 +39,8 @@ func ParseNode(n *corev1.Node, defaultPort uint16) (NodeInfo, error) {
 
 // parseNodeCIDRs checks the node's name and annotation sizes and returns its
 // pod CIDRs: the part of ParseNode that decides what the node claims.
-func parseNodeCIDRs(n *corev1.Node) (NodeInfo, error) {
-	info := NodeInfo{Name: n.Name}
+func parseNodeCIDRs(n *corev1.Node) (proxy.Peer, error) {
+	info := proxy.Peer{Name: n.Name}
 	if n.Name == "" {
 		return info, inGroup(GroupOther, fmt.Errorf("node has no name"))
 	}
@@ -72,34 +66,37 @@ func parseNodeCIDRs(n *corev1.Node) (NodeInfo, error) {
 	return info, nil
 }
 
-// nodeKey returns the node's canonical public key, or "" when it has none.
-func nodeKey(n *corev1.Node) (string, error) {
+// nodeKey returns the node's public key, zero when it has none.
+func nodeKey(n *corev1.Node) (wgtun.Key, error) {
 	s := n.Annotations[AnnotationPublicKey]
 	if strings.TrimSpace(s) == "" {
-		return "", nil
+		return wgtun.Key{}, nil
 	}
-	key, err := canonicalKey(s)
+	key, err := parseKey(s)
 	if err != nil {
-		return "", inGroup(GroupKey, fmt.Errorf("annotation %s: %w", AnnotationPublicKey, err))
+		return wgtun.Key{}, inGroup(GroupKey, fmt.Errorf("annotation %s: %w", AnnotationPublicKey, err))
 	}
 	return key, nil
 }
 
-// canonicalKey checks that s is a base64 Curve25519 key and returns it in
-// standard form, so two spellings of one key compare equal.
-func canonicalKey(s string) (string, error) {
+// parseKey checks that s is a base64 Curve25519 key and returns it: the
+// one place a peer's key is parsed, so two spellings of one key are the
+// same key from here to the WireGuard device. It accepts what an operator
+// may paste (surrounding space, line breaks, non-canonical padding bits),
+// unlike wgtun.ParseKey, which reads wg(8)'s exact form.
+func parseKey(s string) (wgtun.Key, error) {
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 	if err != nil {
-		return "", fmt.Errorf("not base64: %w", err)
+		return wgtun.Key{}, fmt.Errorf("not base64: %w", err)
 	}
-	if len(raw) != 32 {
-		return "", fmt.Errorf("key is %d bytes, want 32", len(raw))
+	if len(raw) != len(wgtun.Key{}) {
+		return wgtun.Key{}, fmt.Errorf("key is %d bytes, want 32", len(raw))
 	}
-	var zero [32]byte
-	if [32]byte(raw) == zero {
-		return "", fmt.Errorf("key is all zeros")
+	k := wgtun.Key(raw)
+	if k.IsZero() {
+		return wgtun.Key{}, fmt.Errorf("key is all zeros")
 	}
-	return base64.StdEncoding.EncodeToString(raw), nil
+	return k, nil
 }
 
 func nodeEndpoint(n *corev1.Node, defaultPort uint16) (netip.AddrPort, error) {

@@ -10,9 +10,11 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/crosswire/crosswire/proxy"
 )
 
-func TestCanonicalKey(t *testing.T) {
+func TestParseKey(t *testing.T) {
 	k1 := testKey(1) // "AQEB...AQE="
 	if !strings.HasSuffix(k1, "E=") {
 		t.Fatalf("test assumption broken: %q", k1)
@@ -39,10 +41,10 @@ func TestCanonicalKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := canonicalKey(tt.in)
+			got, err := parseKey(tt.in)
 			checkErr(t, err, tt.wantErr)
-			if got != tt.want {
-				t.Errorf("canonicalKey(%q) = %q, want %q", tt.in, got, tt.want)
+			if s := got.String(); err == nil && s != tt.want {
+				t.Errorf("parseKey(%q) = %q, want %q", tt.in, s, tt.want)
 			}
 		})
 	}
@@ -66,29 +68,29 @@ func TestParseNode(t *testing.T) {
 		name    string
 		node    *corev1.Node
 		port    uint16
-		want    NodeInfo
+		want    proxy.Peer
 		wantErr string // substring; "" means success
 	}{
 		{
 			name: "full node from annotations",
 			node: mkNode("a", withKey(k1), withEndpoint("192.168.77.1:51820"), withPodCIDRs("10.244.1.0/24")),
 			port: 51820,
-			want: NodeInfo{Name: "a", PublicKey: k1, Endpoint: ap("192.168.77.1:51820"), PodCIDRs: pfx("10.244.1.0/24")},
+			want: proxy.Peer{Name: "a", PublicKey: pubKey(1), Endpoint: ap("192.168.77.1:51820"), PodCIDRs: pfx("10.244.1.0/24")},
 		},
 		{
 			name: "key whitespace trimmed and canonicalised",
 			node: mkNode("a", withKey("\n  "+k1[:len(k1)-2]+"F=  \t"), withPodCIDR("10.244.1.0/24")),
-			want: NodeInfo{Name: "a", PublicKey: k1, PodCIDRs: pfx("10.244.1.0/24")},
+			want: proxy.Peer{Name: "a", PublicKey: pubKey(1), PodCIDRs: pfx("10.244.1.0/24")},
 		},
 		{
 			name: "no key is not an error",
 			node: mkNode("a", withPodCIDR("10.244.1.0/24")),
-			want: NodeInfo{Name: "a", PodCIDRs: pfx("10.244.1.0/24")},
+			want: proxy.Peer{Name: "a", PodCIDRs: pfx("10.244.1.0/24")},
 		},
 		{
 			name: "blank key is no key",
 			node: mkNode("a", withKey("   "), withPodCIDR("10.244.1.0/24")),
-			want: NodeInfo{Name: "a", PodCIDRs: pfx("10.244.1.0/24")},
+			want: proxy.Peer{Name: "a", PodCIDRs: pfx("10.244.1.0/24")},
 		},
 		{name: "key not base64", node: mkNode("a", withKey("not!base64")), wantErr: "annotation crosswire.dev/public-key: not base64"},
 		{name: "key wrong length", node: mkNode("a", withKey(base64.StdEncoding.EncodeToString(make([]byte, 16)))), wantErr: "annotation crosswire.dev/public-key: key is 16 bytes"},
@@ -100,47 +102,47 @@ func TestParseNode(t *testing.T) {
 			name: "override beats endpoint beats InternalIP",
 			node: mkNode("a", withOverride("203.0.113.5:4000"), withEndpoint("192.168.77.1:51820"), withIP("192.168.77.9")),
 			port: 51820,
-			want: NodeInfo{Name: "a", Endpoint: ap("203.0.113.5:4000"), PodCIDRs: []netip.Prefix{}},
+			want: proxy.Peer{Name: "a", Endpoint: ap("203.0.113.5:4000"), PodCIDRs: []netip.Prefix{}},
 		},
 		{
 			name: "endpoint beats InternalIP",
 			node: mkNode("a", withEndpoint("192.168.77.1:51821"), withIP("192.168.77.9")),
 			port: 51820,
-			want: NodeInfo{Name: "a", Endpoint: ap("192.168.77.1:51821"), PodCIDRs: []netip.Prefix{}},
+			want: proxy.Peer{Name: "a", Endpoint: ap("192.168.77.1:51821"), PodCIDRs: []netip.Prefix{}},
 		},
 		{
 			name: "blank override falls through to endpoint",
 			node: mkNode("a", withOverride("  "), withEndpoint(" 192.168.77.1:51821 "), withIP("192.168.77.9")),
 			port: 51820,
-			want: NodeInfo{Name: "a", Endpoint: ap("192.168.77.1:51821"), PodCIDRs: []netip.Prefix{}},
+			want: proxy.Peer{Name: "a", Endpoint: ap("192.168.77.1:51821"), PodCIDRs: []netip.Prefix{}},
 		},
 		{
 			name: "InternalIP with default port, ExternalIP and Hostname ignored",
 			node: mkNode("a", withAddr(corev1.NodeHostName, "a"), withAddr(corev1.NodeExternalIP, "198.51.100.1"), withIP("192.168.77.9"), withIP("fd00::9")),
 			port: 51820,
-			want: NodeInfo{Name: "a", Endpoint: ap("192.168.77.9:51820"), PodCIDRs: []netip.Prefix{}},
+			want: proxy.Peer{Name: "a", Endpoint: ap("192.168.77.9:51820"), PodCIDRs: []netip.Prefix{}},
 		},
 		{
 			name: "IPv6 endpoint",
 			node: mkNode("a", withEndpoint("[fd00::1]:51820")),
-			want: NodeInfo{Name: "a", Endpoint: ap("[fd00::1]:51820"), PodCIDRs: []netip.Prefix{}},
+			want: proxy.Peer{Name: "a", Endpoint: ap("[fd00::1]:51820"), PodCIDRs: []netip.Prefix{}},
 		},
 		{
 			name: "IPv4-mapped endpoint unmapped",
 			node: mkNode("a", withEndpoint("[::ffff:192.168.77.1]:51820")),
-			want: NodeInfo{Name: "a", Endpoint: ap("192.168.77.1:51820"), PodCIDRs: []netip.Prefix{}},
+			want: proxy.Peer{Name: "a", Endpoint: ap("192.168.77.1:51820"), PodCIDRs: []netip.Prefix{}},
 		},
 		{
 			name: "IPv6 InternalIP",
 			node: mkNode("a", withIP("fd00::9")),
 			port: 7,
-			want: NodeInfo{Name: "a", Endpoint: ap("[fd00::9]:7"), PodCIDRs: []netip.Prefix{}},
+			want: proxy.Peer{Name: "a", Endpoint: ap("[fd00::9]:7"), PodCIDRs: []netip.Prefix{}},
 		},
 		{
 			name: "no address at all: no endpoint, no error",
 			node: mkNode("a", withAddr(corev1.NodeExternalIP, "198.51.100.1")),
 			port: 51820,
-			want: NodeInfo{Name: "a", PodCIDRs: []netip.Prefix{}},
+			want: proxy.Peer{Name: "a", PodCIDRs: []netip.Prefix{}},
 		},
 		{name: "endpoint without port", node: mkNode("a", withEndpoint("192.168.77.1")), wantErr: "annotation crosswire.dev/endpoint:"},
 		{name: "endpoint port 0", node: mkNode("a", withEndpoint("192.168.77.1:0")), wantErr: "annotation crosswire.dev/endpoint: endpoint 192.168.77.1:0: port 0"},
@@ -168,27 +170,27 @@ func TestParseNode(t *testing.T) {
 		{
 			name: "annotation beats spec, comma list with spaces, sorted",
 			node: mkNode("a", withCIDRAnn(" fd00:10:244:1::/64 , 10.244.1.0/24,10.245.0.0/16 "), withPodCIDRs("10.99.0.0/24"), withPodCIDR("10.98.0.0/24")),
-			want: NodeInfo{Name: "a", PodCIDRs: pfx("10.244.1.0/24", "10.245.0.0/16", "fd00:10:244:1::/64")},
+			want: proxy.Peer{Name: "a", PodCIDRs: pfx("10.244.1.0/24", "10.245.0.0/16", "fd00:10:244:1::/64")},
 		},
 		{
 			name: "blank annotation falls through to spec.podCIDRs",
 			node: mkNode("a", withCIDRAnn("  "), withPodCIDRs("10.244.1.0/24", "fd00:10:244:1::/64"), withPodCIDR("10.98.0.0/24")),
-			want: NodeInfo{Name: "a", PodCIDRs: pfx("10.244.1.0/24", "fd00:10:244:1::/64")},
+			want: proxy.Peer{Name: "a", PodCIDRs: pfx("10.244.1.0/24", "fd00:10:244:1::/64")},
 		},
 		{
 			name: "spec.podCIDR when podCIDRs empty",
 			node: mkNode("a", withPodCIDR("10.244.3.0/24")),
-			want: NodeInfo{Name: "a", PodCIDRs: pfx("10.244.3.0/24")},
+			want: proxy.Peer{Name: "a", PodCIDRs: pfx("10.244.3.0/24")},
 		},
 		{
 			name: "duplicates collapsed",
 			node: mkNode("a", withCIDRAnn("10.244.1.0/24, 10.244.1.0/24,fd00::/64,fd00::/64")),
-			want: NodeInfo{Name: "a", PodCIDRs: pfx("10.244.1.0/24", "fd00::/64")},
+			want: proxy.Peer{Name: "a", PodCIDRs: pfx("10.244.1.0/24", "fd00::/64")},
 		},
 		{
 			name: "exactly 16 CIDRs accepted",
 			node: mkNode("a", withCIDRAnn(cidrList(16))),
-			want: NodeInfo{Name: "a", PodCIDRs: pfx(strings.Split(cidrList(16), ",")...)},
+			want: proxy.Peer{Name: "a", PodCIDRs: pfx(strings.Split(cidrList(16), ",")...)},
 		},
 		{name: "17 CIDRs in annotation", node: mkNode("a", withCIDRAnn(cidrList(17))), wantErr: "annotation crosswire.dev/pod-cidrs: 17 CIDRs, limit 16"},
 		{name: "17 CIDRs in spec", node: mkNode("a", withPodCIDRs(strings.Split(cidrList(17), ",")...)), wantErr: "spec.podCIDRs: 17 CIDRs, limit 16"},
@@ -210,7 +212,7 @@ func TestParseNode(t *testing.T) {
 			name: "oversize foreign annotation ignored; limit itself allowed",
 			node: mkNode("a", withPodCIDR("10.244.1.0/24"), ann("example.com/big", strings.Repeat("x", 100000)),
 				ann("crosswire.dev/other", strings.Repeat("x", maxAnnotationBytes))),
-			want: NodeInfo{Name: "a", PodCIDRs: pfx("10.244.1.0/24")},
+			want: proxy.Peer{Name: "a", PodCIDRs: pfx("10.244.1.0/24")},
 		},
 	}
 	for _, tt := range tests {

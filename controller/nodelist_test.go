@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/crosswire/crosswire/proxy"
 )
 
 const kubectlDump = `apiVersion: v1
@@ -183,7 +185,7 @@ func TestParseNodeListToState(t *testing.T) {
 	want := State{
 		SelfFound: true,
 		Local:     pfx("10.244.2.0/24"),
-		Peers: []Peer{{Name: "node-a", PublicKey: testKey(1), Endpoint: ap("192.168.77.11:51820"),
+		Peers: []proxy.Peer{{Name: "node-a", PublicKey: pubKey(1), Endpoint: ap("192.168.77.11:51820"),
 			PodCIDRs: pfx("10.244.1.0/24", "fd00:10:244:1::/64")}},
 	}
 	if !stateEqual(st, want) {
@@ -195,7 +197,7 @@ func TestParseNodeListToState(t *testing.T) {
 		t.Fatal(err)
 	}
 	st = Build(Input{Self: "a", Nodes: nodes})
-	want = State{SelfFound: true, Local: pfx("10.244.1.0/24"), Peers: []Peer{{Name: "b", PodCIDRs: pfx("10.244.2.0/24")}}}
+	want = State{SelfFound: true, Local: pfx("10.244.1.0/24"), Peers: []proxy.Peer{{Name: "b", PodCIDRs: pfx("10.244.2.0/24")}}}
 	if !stateEqual(st, want) {
 		t.Errorf("state\n%s\nwant\n%s", fmtState(st), fmtState(want))
 	}

@@ -5,6 +5,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/crosswire/crosswire/proxy"
+	"github.com/crosswire/crosswire/wgtun"
 )
 
 // ParseCache remembers what Build parsed out of each Node object, keyed by
@@ -27,9 +30,9 @@ type parsed struct {
 	seen        uint64
 	rank        int // 1 + position in the last Build's order; 0 if none
 
-	info        NodeInfo // name and pod CIDRs
+	info        proxy.Peer // name and pod CIDRs
 	cidrErr     error
-	key         string
+	key         wgtun.Key
 	keyErr      error
 	endpoint    netip.AddrPort
 	endpointErr error

@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/crosswire/crosswire/proxy"
 )
 
 // TestParseCacheMatchesFreshBuild mutates a cluster at random, good and bad
@@ -52,7 +54,7 @@ func TestParseCacheMatchesFreshBuild(t *testing.T) {
 		for _, n := range nodes {
 			list = append(list, n)
 		}
-		in := Input{Self: "node-0", SelfKey: testKey(9), DefaultPort: 51820, Nodes: list, Incumbents: last.Incumbents()}
+		in := Input{Self: "node-0", SelfKey: pubKey(9), DefaultPort: 51820, Nodes: list, Incumbents: last.Incumbents()}
 		want := Build(in)
 		in.Cache = cache
 		got := Build(in)
@@ -71,12 +73,12 @@ func TestParseCacheMatchesFreshBuild(t *testing.T) {
 
 func TestStateEqual(t *testing.T) {
 	base := State{SelfFound: true, Local: pfx("10.0.0.0/24"),
-		Peers:    []Peer{{Name: "a", PublicKey: "k", PodCIDRs: pfx("10.1.0.0/24")}},
+		Peers:    []proxy.Peer{{Name: "a", PublicKey: pubKey(1), PodCIDRs: pfx("10.1.0.0/24")}},
 		Rejected: []Rejection{{"b", "why", GroupOther}}}
 	clone := func() State {
 		c := base
 		c.Local = append([]netip.Prefix(nil), base.Local...)
-		c.Peers = []Peer{base.Peers[0]}
+		c.Peers = []proxy.Peer{base.Peers[0]}
 		c.Peers[0].PodCIDRs = pfx("10.1.0.0/24")
 		c.Rejected = append([]Rejection(nil), base.Rejected...)
 		return c
@@ -87,7 +89,7 @@ func TestStateEqual(t *testing.T) {
 	for name, mutate := range map[string]func(*State){
 		"self":     func(s *State) { s.SelfFound = false },
 		"local":    func(s *State) { s.Local = pfx("10.0.1.0/24") },
-		"key":      func(s *State) { s.Peers[0].PublicKey = "j" },
+		"key":      func(s *State) { s.Peers[0].PublicKey = pubKey(2) },
 		"endpoint": func(s *State) { s.Peers[0].Endpoint = netip.MustParseAddrPort("192.0.2.1:1") },
 		"cidrs":    func(s *State) { s.Peers[0].PodCIDRs = pfx("10.1.0.0/24", "10.2.0.0/24") },
 		"peers":    func(s *State) { s.Peers = nil },

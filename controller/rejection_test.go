@@ -32,7 +32,7 @@ func TestRejectionGroups(t *testing.T) {
 		mkNode("twin", created(15), withPodCIDRs("10.244.15.0/24")),
 		mkNode("twin", created(15), withPodCIDRs("10.244.16.0/24")),
 	}
-	st := Build(Input{Self: "self", SelfKey: testKey(99), DefaultPort: 51820, Nodes: nodes})
+	st := Build(Input{Self: "self", SelfKey: pubKey(99), DefaultPort: 51820, Nodes: nodes})
 	want := map[string]ReasonGroup{
 		"bad-key": GroupKey, "big-key": GroupKey,
 		"bad-cidr": GroupCIDR, "many-cidrs": GroupCIDR, "big-cidrs": GroupCIDR,

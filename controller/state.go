@@ -5,20 +5,13 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-)
 
-// Peer is another node as the datapath needs it.
-type Peer struct {
-	Name string
-	// PublicKey is base64, or "" while the node has not published a key.
-	PublicKey string
-	Endpoint  netip.AddrPort
-	PodCIDRs  []netip.Prefix
-}
+	"github.com/crosswire/crosswire/proxy"
+	"github.com/crosswire/crosswire/wgtun"
+)
 
 // State is the desired datapath state derived from the cluster's Nodes.
 type State struct {
@@ -26,15 +19,22 @@ type State struct {
 	// local pod CIDRs are then empty.
 	SelfFound bool
 	Local     []netip.Prefix
-	Peers     []Peer
-	Rejected  []Rejection
+	// Peers are the other nodes, in the engine's own type: the controller
+	// produces what the engine consumes, with each key parsed here once.
+	Peers    []proxy.Peer
+	Rejected []Rejection
+}
+
+// Desired is the part of st the engine converges to.
+func (st State) Desired() proxy.Desired {
+	return proxy.Desired{Local: st.Local, Peers: st.Peers}
 }
 
 // Input is everything Build needs; it holds no reference to informers so the
 // same code serves the API server and the nodes file.
 type Input struct {
 	Self        string
-	SelfKey     string // this agent's own public key, base64
+	SelfKey     wgtun.Key // this agent's own public key; zero if none
 	DefaultPort uint16
 	Nodes       []*corev1.Node
 	// Incumbents are the nodes that were peers in the previous state. On a
@@ -97,18 +97,15 @@ func Build(in Input) State {
 	in.Cache.ranked(nodes)
 
 	claimed := newClaims(len(nodes))
-	keys := make(map[string]string, len(nodes))
-	if selfKey := strings.TrimSpace(in.SelfKey); selfKey != "" {
-		if k, err := canonicalKey(selfKey); err == nil {
-			selfKey = k
-		}
-		keys[selfKey] = in.Self
+	keys := make(map[wgtun.Key]string, len(nodes))
+	if !in.SelfKey.IsZero() {
+		keys[in.SelfKey] = in.Self
 	}
 	reject := func(name string, group ReasonGroup, reason string) {
 		st.Rejected = append(st.Rejected, Rejection{Node: name, Reason: reason, Group: group})
 	}
 	rejectErr := func(name string, err error) { reject(name, groupOf(err), err.Error()) }
-	infos := make([]NodeInfo, 0, len(nodes))
+	infos := make([]proxy.Peer, 0, len(nodes))
 	for _, r := range nodes {
 		n := r.n
 		if c := names[n.Name]; c > 1 {
@@ -139,7 +136,7 @@ func Build(in Input) State {
 			continue
 		}
 		info.PublicKey = p.key
-		if owner, dup := keys[info.PublicKey]; dup && info.PublicKey != "" {
+		if owner, dup := keys[info.PublicKey]; dup && !info.PublicKey.IsZero() {
 			if owner == in.Self {
 				reject(n.Name, GroupDuplicateKey, "public key is this node's own key")
 			} else {
@@ -147,7 +144,7 @@ func Build(in Input) State {
 			}
 			continue
 		}
-		if info.PublicKey != "" {
+		if !info.PublicKey.IsZero() {
 			keys[info.PublicKey] = info.Name
 		}
 		if p.endpointErr != nil {
@@ -167,9 +164,9 @@ func Build(in Input) State {
 				continue
 			}
 		}
-		st.Peers = append(st.Peers, Peer(info))
+		st.Peers = append(st.Peers, info)
 	}
-	slices.SortFunc(st.Peers, func(a, b Peer) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(st.Peers, func(a, b proxy.Peer) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(st.Rejected, func(a, b Rejection) int {
 		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Reason, b.Reason))
 	})
@@ -190,7 +187,7 @@ func (st State) Incumbents() map[string]bool {
 func (st State) Equal(o State) bool {
 	return st.SelfFound == o.SelfFound && slices.Equal(st.Local, o.Local) &&
 		slices.Equal(st.Rejected, o.Rejected) &&
-		slices.EqualFunc(st.Peers, o.Peers, func(a, b Peer) bool {
+		slices.EqualFunc(st.Peers, o.Peers, func(a, b proxy.Peer) bool {
 			return a.Name == b.Name && a.PublicKey == b.PublicKey && a.Endpoint == b.Endpoint &&
 				slices.Equal(a.PodCIDRs, b.PodCIDRs)
 		})

@@ -50,7 +50,11 @@ func benchBuild(b *testing.B, n int, cached bool) {
 	for i, nd := range nodes {
 		nd.UID, nd.ResourceVersion = types.UID(fmt.Sprint("uid-", i)), "1"
 		if nd.Name == "self" {
-			in.SelfKey = nd.Annotations[AnnotationPublicKey]
+			k, err := parseKey(nd.Annotations[AnnotationPublicKey])
+			if err != nil {
+				b.Fatal(err)
+			}
+			in.SelfKey = k
 		}
 	}
 	if cached {

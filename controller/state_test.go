@@ -10,6 +10,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crosswire/crosswire/proxy"
+	"github.com/crosswire/crosswire/wgtun"
 )
 
 func TestBuild(t *testing.T) {
@@ -25,7 +28,7 @@ func TestBuild(t *testing.T) {
 	}{
 		{
 			name: "self is local, others are peers sorted by name",
-			in: Input{Self: "self", SelfKey: kSelf, DefaultPort: 51820, Nodes: []*corev1.Node{
+			in: Input{Self: "self", SelfKey: pubKey(0xee), DefaultPort: 51820, Nodes: []*corev1.Node{
 				mkNode("zeta", created(1), withKey(k1), withIP("192.168.77.11"), withPodCIDR("10.244.1.0/24")),
 				self(),
 				mkNode("alpha", created(2), withKey(k2), withEndpoint("[fd00::2]:4000"), withPodCIDRs("10.244.2.0/24", "fd00:10:244:2::/64")),
@@ -33,18 +36,18 @@ func TestBuild(t *testing.T) {
 			want: State{
 				SelfFound: true,
 				Local:     pfx("10.244.0.0/24", "fd00:10:244::/64"),
-				Peers: []Peer{
-					{Name: "alpha", PublicKey: k2, Endpoint: ap("[fd00::2]:4000"), PodCIDRs: pfx("10.244.2.0/24", "fd00:10:244:2::/64")},
-					{Name: "zeta", PublicKey: k1, Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")},
+				Peers: []proxy.Peer{
+					{Name: "alpha", PublicKey: pubKey(2), Endpoint: ap("[fd00::2]:4000"), PodCIDRs: pfx("10.244.2.0/24", "fd00:10:244:2::/64")},
+					{Name: "zeta", PublicKey: pubKey(1), Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")},
 				},
 			},
 		},
 		{
 			name: "self missing",
-			in: Input{Self: "self", SelfKey: kSelf, DefaultPort: 51820, Nodes: []*corev1.Node{
+			in: Input{Self: "self", SelfKey: pubKey(0xee), DefaultPort: 51820, Nodes: []*corev1.Node{
 				mkNode("a", withKey(k1), withIP("192.168.77.11"), withPodCIDR("10.244.1.0/24")),
 			}},
-			want: State{Peers: []Peer{{Name: "a", PublicKey: k1, Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")}}},
+			want: State{Peers: []proxy.Peer{{Name: "a", PublicKey: pubKey(1), Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")}}},
 		},
 		{
 			name: "empty input",
@@ -57,7 +60,7 @@ func TestBuild(t *testing.T) {
 				self(), mkNode("a", withPodCIDR("10.244.1.0/24")),
 			}},
 			want: State{SelfFound: true, Local: pfx("10.244.0.0/24", "fd00:10:244::/64"),
-				Peers: []Peer{{Name: "a", PodCIDRs: pfx("10.244.1.0/24")}}},
+				Peers: []proxy.Peer{{Name: "a", PodCIDRs: pfx("10.244.1.0/24")}}},
 		},
 		{
 			name: "older node overlapping self is rejected: self claims first",
@@ -77,7 +80,7 @@ func TestBuild(t *testing.T) {
 				self(withPodCIDRs("10.245.0.0/24", "fd00:10:244:1::/64")),
 			}},
 			want: State{SelfFound: true, Local: pfx("10.245.0.0/24", "fd00:10:244:1::/64"),
-				Peers: []Peer{{Name: "old", PublicKey: k2, Endpoint: ap("192.168.77.12:51820"), PodCIDRs: pfx("10.244.0.0/16")}},
+				Peers: []proxy.Peer{{Name: "old", PublicKey: pubKey(2), Endpoint: ap("192.168.77.12:51820"), PodCIDRs: pfx("10.244.0.0/16")}},
 				Rejected: []Rejection{
 					{"young", "pod CIDR 10.244.1.0/24 overlaps 10.244.0.0/16, already claimed by an older node", GroupOverlap},
 					{"young6", "pod CIDR fd00:10:244::/48 overlaps fd00:10:244:1::/64, already claimed by an older node", GroupOverlap},
@@ -90,7 +93,7 @@ func TestBuild(t *testing.T) {
 				mkNode("a", created(5), withKey(k2), withIP("192.168.77.12"), withPodCIDR("10.244.1.0/24")),
 			}},
 			want: State{
-				Peers:    []Peer{{Name: "a", PublicKey: k2, Endpoint: ap("192.168.77.12:51820"), PodCIDRs: pfx("10.244.1.0/24")}},
+				Peers:    []proxy.Peer{{Name: "a", PublicKey: pubKey(2), Endpoint: ap("192.168.77.12:51820"), PodCIDRs: pfx("10.244.1.0/24")}},
 				Rejected: []Rejection{{"b", "pod CIDR 10.244.1.0/24 overlaps 10.244.1.0/24, already claimed by an older node", GroupOverlap}},
 			},
 		},
@@ -99,7 +102,7 @@ func TestBuild(t *testing.T) {
 			in: Input{Self: "self", Nodes: []*corev1.Node{
 				mkNode("a", withPodCIDR("10.0.0.0/8")), mkNode("b", withCIDRAnn("fd00::/32")),
 			}},
-			want: State{Peers: []Peer{{Name: "a", PodCIDRs: pfx("10.0.0.0/8")}, {Name: "b", PodCIDRs: pfx("fd00::/32")}}},
+			want: State{Peers: []proxy.Peer{{Name: "a", PodCIDRs: pfx("10.0.0.0/8")}, {Name: "b", PodCIDRs: pfx("fd00::/32")}}},
 		},
 		{
 			name: "duplicate key: younger rejected, even with another spelling",
@@ -108,13 +111,13 @@ func TestBuild(t *testing.T) {
 				mkNode("orig", created(3), withKey(k1), withIP("192.168.77.11"), withPodCIDR("10.244.1.0/24")),
 			}},
 			want: State{
-				Peers:    []Peer{{Name: "orig", PublicKey: k1, Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")}},
+				Peers:    []proxy.Peer{{Name: "orig", PublicKey: pubKey(1), Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")}},
 				Rejected: []Rejection{{"copy", "public key already used by node orig", GroupDuplicateKey}},
 			},
 		},
 		{
 			name: "node using this agent's own key is rejected, even when older and spelled differently",
-			in: Input{Self: "self", SelfKey: " " + kSelf + "\n", DefaultPort: 51820, Nodes: []*corev1.Node{
+			in: Input{Self: "self", SelfKey: pubKey(0xee), DefaultPort: 51820, Nodes: []*corev1.Node{
 				mkNode("thief", created(0), withKey(kSelf[:len(kSelf)-2]+"5="), withIP("192.168.77.11"), withPodCIDR("10.244.1.0/24")),
 				self(),
 			}},
@@ -128,14 +131,14 @@ func TestBuild(t *testing.T) {
 		},
 		{
 			name: "node using SelfKey rejected while self is absent",
-			in: Input{Self: "self", SelfKey: kSelf, Nodes: []*corev1.Node{
+			in: Input{Self: "self", SelfKey: pubKey(0xee), Nodes: []*corev1.Node{
 				mkNode("thief", withKey(kSelf), withPodCIDR("10.244.1.0/24")),
 			}},
 			want: State{Rejected: []Rejection{{"thief", "public key is this node's own key", GroupDuplicateKey}}},
 		},
 		{
 			name: "self publishing SelfKey is fine",
-			in:   Input{Self: "self", SelfKey: kSelf, Nodes: []*corev1.Node{self()}},
+			in:   Input{Self: "self", SelfKey: pubKey(0xee), Nodes: []*corev1.Node{self()}},
 			want: State{SelfFound: true, Local: pfx("10.244.0.0/24", "fd00:10:244::/64")},
 		},
 		{
@@ -148,7 +151,7 @@ func TestBuild(t *testing.T) {
 				mkNode("good", withKey(testKey(4)), withIP("192.168.77.14"), withPodCIDR("10.244.4.0/24")),
 			}},
 			want: State{SelfFound: true, Local: pfx("10.244.0.0/24", "fd00:10:244::/64"),
-				Peers: []Peer{{Name: "good", PublicKey: testKey(4), Endpoint: ap("192.168.77.14:51820"), PodCIDRs: pfx("10.244.4.0/24")}},
+				Peers: []proxy.Peer{{Name: "good", PublicKey: pubKey(4), Endpoint: ap("192.168.77.14:51820"), PodCIDRs: pfx("10.244.4.0/24")}},
 				Rejected: []Rejection{
 					{"local", "endpoint [fd00:10:244::5]:51820 lies inside pod CIDR fd00:10:244::/64", GroupEndpoint},
 					{"other", "endpoint 10.244.4.7:51820 lies inside pod CIDR 10.244.4.0/24", GroupEndpoint},
@@ -181,13 +184,13 @@ func TestBuild(t *testing.T) {
 				mkNode("new", created(2), withKey(k1), withIP("192.168.77.12"), withPodCIDR("10.244.1.0/24")),
 			}},
 			want: State{
-				Peers:    []Peer{{Name: "new", PublicKey: k1, Endpoint: ap("192.168.77.12:51820"), PodCIDRs: pfx("10.244.1.0/24")}},
+				Peers:    []proxy.Peer{{Name: "new", PublicKey: pubKey(1), Endpoint: ap("192.168.77.12:51820"), PodCIDRs: pfx("10.244.1.0/24")}},
 				Rejected: []Rejection{{"old", `annotation crosswire.dev/pod-cidrs: CIDR "bogus": netip.ParsePrefix("bogus"): no '/'`, GroupCIDR}},
 			},
 		},
 		{
 			name: "own bad endpoint or key never costs this node its local CIDRs",
-			in: Input{Self: "self", SelfKey: kSelf, DefaultPort: 51820, Nodes: []*corev1.Node{
+			in: Input{Self: "self", SelfKey: pubKey(0xee), DefaultPort: 51820, Nodes: []*corev1.Node{
 				self(withOverride("127.0.0.1:1"), withKey("junk")),
 			}},
 			want: State{SelfFound: true, Local: pfx("10.244.0.0/24", "fd00:10:244::/64")},
@@ -199,7 +202,7 @@ func TestBuild(t *testing.T) {
 				mkNode("a", withKey(k1), withIP("192.168.77.11"), withPodCIDR("10.244.1.0/24")),
 			}},
 			want: State{
-				Peers:    []Peer{{Name: "a", PublicKey: k1, Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")}},
+				Peers:    []proxy.Peer{{Name: "a", PublicKey: pubKey(1), Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24")}},
 				Rejected: []Rejection{{"self", `annotation crosswire.dev/pod-cidrs: CIDR "0.0.0.0/0": prefix shorter than /8`, GroupCIDR}},
 			},
 		},
@@ -213,7 +216,7 @@ func TestBuild(t *testing.T) {
 				mkNode("a", withKey(k3), withIP("192.168.77.13"), withPodCIDR("10.244.3.0/24")),
 			}},
 			want: State{
-				Peers: []Peer{{Name: "a", PublicKey: k3, Endpoint: ap("192.168.77.13:51820"), PodCIDRs: pfx("10.244.3.0/24")}},
+				Peers: []proxy.Peer{{Name: "a", PublicKey: pubKey(3), Endpoint: ap("192.168.77.13:51820"), PodCIDRs: pfx("10.244.3.0/24")}},
 				Rejected: []Rejection{
 					{"self", "node name appears 2 times", GroupOther}, {"self", "node name appears 2 times", GroupOther},
 					{"twin", "node name appears 2 times", GroupOther}, {"twin", "node name appears 2 times", GroupOther},
@@ -272,13 +275,13 @@ func TestBuildBadNodesKeepGoodPeers(t *testing.T) {
 		mkNode("", created(9)),
 		mkNode("bad-ip", created(9), withIP("nope"), withPodCIDR("10.244.34.0/24")),
 	}
-	want := []Peer{
-		{Name: "good-1", PublicKey: testKey(1), Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24", "fd00:10:244:1::/64")},
-		{Name: "good-2", PublicKey: testKey(2), Endpoint: ap("[fd00::12]:51000"), PodCIDRs: pfx("10.244.2.0/24")},
+	want := []proxy.Peer{
+		{Name: "good-1", PublicKey: pubKey(1), Endpoint: ap("192.168.77.11:51820"), PodCIDRs: pfx("10.244.1.0/24", "fd00:10:244:1::/64")},
+		{Name: "good-2", PublicKey: pubKey(2), Endpoint: ap("[fd00::12]:51000"), PodCIDRs: pfx("10.244.2.0/24")},
 		{Name: "good-3", Endpoint: ap("203.0.113.3:443"), PodCIDRs: pfx("10.244.3.0/24", "10.244.33.0/24")},
 		{Name: "good-4", PodCIDRs: nil},
 	}
-	in := Input{Self: "self", SelfKey: kSelf, DefaultPort: 51820, Nodes: nodes}
+	in := Input{Self: "self", SelfKey: pubKey(0xee), DefaultPort: 51820, Nodes: nodes}
 	first := Build(in)
 	got := normState(first)
 	if !got.SelfFound || !slices.Equal(got.Local, pfx("10.244.0.0/24", "fd00:10:244::/64")) {
@@ -311,7 +314,7 @@ func TestBuildBadNodesKeepGoodPeers(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		shuffled := slices.Clone(nodes)
 		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-		again := Build(Input{Self: "self", SelfKey: kSelf, DefaultPort: 51820, Nodes: shuffled})
+		again := Build(Input{Self: "self", SelfKey: pubKey(0xee), DefaultPort: 51820, Nodes: shuffled})
 		if !stateEqual(first, again) {
 			t.Fatalf("shuffle %d changed the result:\n%s\nvs\n%s", i, fmtState(again), fmtState(first))
 		}
@@ -354,14 +357,14 @@ func checkInvariants(t *testing.T, in Input, st State) {
 	if len(seen) != len(names) {
 		t.Errorf("output names %v, input names %v", seen, names)
 	}
-	if !slices.IsSortedFunc(st.Peers, func(a, b Peer) int { return strings.Compare(a.Name, b.Name) }) {
+	if !slices.IsSortedFunc(st.Peers, func(a, b proxy.Peer) int { return strings.Compare(a.Name, b.Name) }) {
 		t.Errorf("peers not sorted by name")
 	}
 	if !slices.IsSortedFunc(st.Rejected, func(a, b Rejection) int { return strings.Compare(a.Node, b.Node) }) {
 		t.Errorf("rejections not sorted by name")
 	}
 	// CIDRs valid and disjoint across self and peers; keys unique,
-	// canonical and not SelfKey; endpoints outside every CIDR.
+	// not SelfKey; endpoints outside every CIDR.
 	type owned struct {
 		p     netip.Prefix
 		owner string
@@ -370,9 +373,9 @@ func checkInvariants(t *testing.T, in Input, st State) {
 	for _, p := range st.Local {
 		all = append(all, owned{p, in.Self})
 	}
-	keys := map[string]string{}
-	if k, err := canonicalKey(in.SelfKey); err == nil {
-		keys[k] = in.Self
+	keys := map[wgtun.Key]string{}
+	if !in.SelfKey.IsZero() {
+		keys[in.SelfKey] = in.Self
 	}
 	for _, peer := range st.Peers {
 		if len(peer.PodCIDRs) > maxPodCIDRsPerNode {
@@ -381,10 +384,7 @@ func checkInvariants(t *testing.T, in Input, st State) {
 		for _, p := range peer.PodCIDRs {
 			all = append(all, owned{p, peer.Name})
 		}
-		if peer.PublicKey != "" {
-			if k, err := canonicalKey(peer.PublicKey); err != nil || k != peer.PublicKey {
-				t.Errorf("peer %s: key %q not canonical (%v)", peer.Name, peer.PublicKey, err)
-			}
+		if !peer.PublicKey.IsZero() {
 			if o, dup := keys[peer.PublicKey]; dup {
 				t.Errorf("peer %s: key also held by %q", peer.Name, o)
 			}

@@ -84,7 +84,7 @@ func (e *Engine) Update(d Desired) {
 	d.strict = e.cfg.Strict
 	e.mu.Lock()
 	e.desired = &d
-	e.status.Peers = peerStatus(d.Peers)
+	e.status.Peers = clonePeers(d.Peers)
 	e.status.Known = true
 	e.mu.Unlock()
 	select {

@@ -1,13 +1,10 @@
 package proxy
 
 import (
-	"net/netip"
 	"slices"
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/crosswire/crosswire/wgtun"
 )
 
 // Status is the engine's view for operators and tests.
@@ -22,19 +19,8 @@ type Status struct {
 	Errors       uint64
 	DriftRepairs uint64
 	LastRepairs  []string
-	Peers        []PeerStatus
-	// Rejected lists the Nodes left out of the desired state (SetRejected).
-	Rejected []Rejection
-}
-
-// Rejection is a Node the agent left out of the desired state, and why:
-// Reason for people, Group its fixed reason group (a controller.ReasonGroup,
-// the label of crosswire_rejected_nodes). The engine only keeps it for the
-// status; it knows nothing of Kubernetes.
-type Rejection struct {
-	Node   string
-	Reason string
-	Group  string
+	// Peers are the desired peers last recorded by Update, sorted by name.
+	Peers []Peer
 }
 
 // ApplyResult describes one reconcile, for metrics (OnApply).
@@ -48,14 +34,6 @@ type ApplyResult struct {
 	Drift bool
 }
 
-// SetRejected records the Nodes the agent rejected, for the status. Call it
-// with every new desired state (nil when none are rejected).
-func (e *Engine) SetRejected(r []Rejection) {
-	e.mu.Lock()
-	e.status.Rejected = slices.Clone(r)
-	e.mu.Unlock()
-}
-
 // OnApply registers fn to be called after every reconcile, on the engine's
 // goroutine (keep it fast). Call it before Run.
 func (e *Engine) OnApply(fn func(ApplyResult)) {
@@ -64,22 +42,13 @@ func (e *Engine) OnApply(fn func(ApplyResult)) {
 	e.mu.Unlock()
 }
 
-// PeerStatus is one peer as configured.
-type PeerStatus struct {
-	Name      string
-	HasKey    bool
-	PublicKey wgtun.Key // zero while the node has no key
-	Endpoint  netip.AddrPort
-	PodCIDRs  []netip.Prefix
-}
-
-func peerStatus(peers []Peer) []PeerStatus {
-	out := make([]PeerStatus, 0, len(peers))
+// clonePeers copies peers deep enough that the status never shares a
+// prefix slice with the desired state.
+func clonePeers(peers []Peer) []Peer {
+	out := make([]Peer, 0, len(peers))
 	for _, p := range peers {
-		out = append(out, PeerStatus{
-			Name: p.Name, HasKey: !p.PublicKey.IsZero(), PublicKey: p.PublicKey,
-			Endpoint: p.Endpoint, PodCIDRs: slices.Clone(p.PodCIDRs),
-		})
+		p.PodCIDRs = slices.Clone(p.PodCIDRs)
+		out = append(out, p)
 	}
 	return out
 }
@@ -91,7 +60,6 @@ func (e *Engine) Status() Status {
 	s := e.status
 	s.Peers = slices.Clone(s.Peers)
 	s.LastRepairs = slices.Clone(s.LastRepairs)
-	s.Rejected = slices.Clone(s.Rejected)
 	return s
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 )
 
@@ -47,24 +48,17 @@ func TestOnApplyReportsKindErrorsAndDrift(t *testing.T) {
 	}
 }
 
-func TestSetRejectedAndPeerKeysInStatus(t *testing.T) {
+func TestPeerKeysInStatus(t *testing.T) {
 	w := newWorld()
 	e := newEngine(t, w)
-	e.SetRejected([]Rejection{{Node: "x", Reason: "bad"}})
-	e.Update(desired(peerB(), Peer{Name: "nokey"}))
+	d := desired(peerB(), Peer{Name: "nokey"})
+	e.Update(d)
 	s := e.Status()
-	if len(s.Rejected) != 1 || s.Rejected[0].Node != "x" {
-		t.Fatalf("rejected = %+v", s.Rejected)
-	}
-	if len(s.Peers) != 2 || s.Peers[0].PublicKey != key(2) || !s.Peers[0].HasKey || s.Peers[1].HasKey || !s.Peers[1].PublicKey.IsZero() {
+	if len(s.Peers) != 2 || s.Peers[0].PublicKey != key(2) || s.Peers[1].Name != "nokey" || !s.Peers[1].PublicKey.IsZero() {
 		t.Fatalf("peers = %+v", s.Peers)
 	}
-	s.Rejected[0].Node = "changed"
-	if e.Status().Rejected[0].Node != "x" {
-		t.Fatal("Status shares its Rejected slice")
-	}
-	e.SetRejected(nil)
-	if len(e.Status().Rejected) != 0 {
-		t.Fatal("rejections not cleared")
+	d.Peers[0].PodCIDRs[0] = netip.Prefix{}
+	if !e.Status().Peers[0].PodCIDRs[0].IsValid() {
+		t.Fatal("Status shares its pod CIDRs with the desired state")
 	}
 }

@@ -144,14 +144,15 @@ func runAgent(ctx context.Context, o *options) error {
 		return err
 	}
 
-	ob, err := o.serve.listen(engine, &agentstatus.Source{
+	status := &agentstatus.Source{
 		Info: agentstatus.Info{
 			Node: o.nodeName, Interface: o.iface, PublicKey: key.PublicKey().String(),
 			ListenPort: dev.ListenPort(), MTU: mtu, Strict: o.proxyConfig().Strict, OnDemandPeers: o.onDemand,
 		},
 		Engine: engine, Tunnel: observed, Rules: rules, Tracker: tracker,
 		HandshakeTimeout: o.serve.handshakeTimeout,
-	}, log)
+	}
+	ob, err := o.serve.listen(engine, status, log)
 	if err != nil {
 		return err
 	}
@@ -164,7 +165,7 @@ func runAgent(ctx context.Context, o *options) error {
 		log.Info("agent started; Nodes from a file", zap.String("source", "file"), zap.String("nodes_file", o.nodesFile),
 			zap.String("interface", o.iface), zap.Uint16("listen_port", dev.ListenPort()))
 		src = &controller.FileSource{
-			Path: o.nodesFile, Self: o.nodeName, SelfKey: key.PublicKey().String(),
+			Path: o.nodesFile, Self: o.nodeName, SelfKey: key.PublicKey(),
 			DefaultPort: o.listenPort, Interval: time.Second, Log: log.Named("nodes"),
 		}
 	} else {
@@ -175,7 +176,7 @@ func runAgent(ctx context.Context, o *options) error {
 		log.Info("agent started; Nodes from the Kubernetes API", zap.String("source", "kubernetes"), zap.String("kubeconfig", kc),
 			zap.String("interface", o.iface), zap.Uint16("listen_port", dev.ListenPort()))
 		src = &controller.KubeSource{
-			Client: client, Self: o.nodeName, SelfKey: key.PublicKey().String(),
+			Client: client, Self: o.nodeName, SelfKey: key.PublicKey(),
 			ListenPort: dev.ListenPort(), DefaultPort: o.listenPort, Log: log.Named("nodes"),
 		}
 	}
@@ -191,12 +192,8 @@ func runAgent(ctx context.Context, o *options) error {
 	ob.serve(gctx, g)
 	g.Go(func() error {
 		return src.Run(gctx, func(st controller.State) {
-			d, bad := desiredFromState(st)
-			for _, b := range bad {
-				log.Warn("node rejected", zap.String("peer", b.Node), zap.String("reason", b.Reason))
-			}
-			engine.SetRejected(rejections(st.Rejected, bad))
-			engine.Update(d)
+			status.SetRejected(st.Rejected)
+			engine.Update(st.Desired())
 		})
 	})
 	err = g.Wait()

@@ -61,27 +61,23 @@ func sampleNode(name string, i byte, podCIDR string, withKey bool) *corev1.Node 
 }
 
 // sampleSource turns Nodes into what the engine would report, the way the
-// agent does (controller.Build, desiredFromState, rejections).
+// agent does (controller.Build, State.Desired, Source.SetRejected).
 func sampleSource(t *testing.T, iface string, nodes []*corev1.Node, st proxy.Status, tun sampleTunnel, rules sampleRules) *agentstatus.Source {
 	t.Helper()
 	state := controller.Build(controller.Input{
-		Self: "node1", SelfKey: sampleKey(1).String(), DefaultPort: 51820, Nodes: nodes,
+		Self: "node1", SelfKey: sampleKey(1), DefaultPort: 51820, Nodes: nodes,
 	})
-	d, bad := desiredFromState(state)
 	st.Known = true
-	st.Rejected = rejections(state.Rejected, bad)
-	for _, p := range d.Peers {
-		st.Peers = append(st.Peers, proxy.PeerStatus{
-			Name: p.Name, HasKey: !p.PublicKey.IsZero(), PublicKey: p.PublicKey, Endpoint: p.Endpoint, PodCIDRs: p.PodCIDRs,
-		})
-	}
-	return &agentstatus.Source{
+	st.Peers = state.Desired().Peers
+	src := &agentstatus.Source{
 		Info: agentstatus.Info{
 			Node: "node1", Interface: iface, PublicKey: sampleKey(1).String(), ListenPort: 51820, MTU: 1440,
 		},
 		Engine: sampleEngine{st}, Tunnel: tun, Rules: rules, Tracker: agentstatus.NewTracker(),
 		Now: func() time.Time { return sampleNow },
 	}
+	src.SetRejected(state.Rejected)
+	return src
 }
 
 func peerStats(i byte, endpoint string, handshakeAgo time.Duration, rx, tx uint64) wgtun.PeerStats {

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crosswire/crosswire/agentstatus"
-	"github.com/crosswire/crosswire/controller"
 	"github.com/crosswire/crosswire/proxy"
 )
 
@@ -115,16 +114,4 @@ func (ob *observability) serve(ctx context.Context, g *errgroup.Group) {
 			return err
 		})
 	}
-}
-
-// rejections joins the controller's rejected Nodes and those the agent
-// dropped itself (desiredFromState) for the engine's status.
-func rejections(lists ...[]controller.Rejection) []proxy.Rejection {
-	var out []proxy.Rejection
-	for _, l := range lists {
-		for _, r := range l {
-			out = append(out, proxy.Rejection{Node: r.Node, Reason: r.Reason, Group: string(r.Group)})
-		}
-	}
-	return out
 }

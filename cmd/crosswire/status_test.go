@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/crosswire/crosswire/agentstatus"
-	"github.com/crosswire/crosswire/controller"
 )
 
 // serveReport serves a fixed report on a status socket, as the agent would.
@@ -66,13 +65,5 @@ func TestStatusCommandExitRule(t *testing.T) {
 	}
 	if err := runStatus(context.Background(), &bytes.Buffer{}, "x", "yaml"); err == nil {
 		t.Error("-o yaml accepted")
-	}
-}
-
-func TestRejectionsJoinControllerAndAgent(t *testing.T) {
-	got := rejections([]controller.Rejection{{Node: "a", Reason: "r1", Group: controller.GroupOverlap}}, nil,
-		[]controller.Rejection{{Node: "b", Reason: "public key: bad", Group: controller.GroupKey}})
-	if len(got) != 2 || got[0].Node != "a" || got[0].Group != "overlap" || got[1].Reason != "public key: bad" || got[1].Group != "key" {
-		t.Fatalf("rejections = %+v", got)
 	}
 }
