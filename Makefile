@@ -20,8 +20,12 @@ build:
 # network-namespace end-to-end tests.
 test: tools lint unit fuzz e2e
 
-# kube-apiserver, etcd and kubectl from source, cached per version under
-# $(TOOLS) (first time ~12 min on 2 cores, then instant).
+# The real Kubernetes tools from Go modules (test/tools/build.sh), cached per
+# version under $(TOOLS): etcd, kube-apiserver, kubectl, helm, wireguard-go
+# (first time ~12 min on a quiet 2-core machine), then the real-node binaries
+# kubelet, kube-controller-manager, kube-scheduler, kube-proxy, containerd,
+# its runc shim, ctr and the registry (first time ~25 min more measured on a
+# busy 2-core machine); then instant.
 tools:
 	CROSSWIRE_TOOLS=$(TOOLS) test/tools/build.sh
 
