@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
+	"go4.org/netipx"
 )
 
 // intervalElements encodes prefixes (one family, normalised) the way the
@@ -23,7 +24,7 @@ func intervalElements(ps []netip.Prefix) []nftables.SetElement {
 
 func prefixElements(p netip.Prefix) []nftables.SetElement {
 	els := []nftables.SetElement{{Key: p.Addr().AsSlice()}}
-	if end := lastAddr(p).Next(); end.IsValid() {
+	if end := netipx.PrefixLastIP(p).Next(); end.IsValid() {
 		els = append(els, nftables.SetElement{Key: end.AsSlice(), IntervalEnd: true})
 	}
 	return els
@@ -37,11 +38,11 @@ type interval struct {
 }
 
 // prefixes reports the interval as the fewest CIDRs covering it exactly.
-func (iv interval) prefixes() []netip.Prefix { return rangeToPrefixes(iv.lo, iv.hi) }
+func (iv interval) prefixes() []netip.Prefix { return netipx.IPRangeFrom(iv.lo, iv.hi).Prefixes() }
 
 // isPrefix reports whether the interval encodes exactly p.
 func (iv interval) isPrefix(p netip.Prefix) bool {
-	return iv.lo == p.Addr() && iv.hi == lastAddr(p)
+	return iv.lo == p.Addr() && iv.hi == netipx.PrefixLastIP(p)
 }
 
 // parseIntervals decodes the elements of an interval set as dumped by the
@@ -113,7 +114,7 @@ func parseIntervals(els []nftables.SetElement) []interval {
 		if open.addr.Is6() {
 			max = netip.IPv6Unspecified()
 		}
-		out = append(out, interval{lo: open.addr, hi: lastAddr(netip.PrefixFrom(max, 0)), elements: []nftables.SetElement{els[open.i]}})
+		out = append(out, interval{lo: open.addr, hi: netipx.PrefixLastIP(netip.PrefixFrom(max, 0)), elements: []nftables.SetElement{els[open.i]}})
 	}
 	return out
 }

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"go4.org/netipx"
 )
 
 // prefixesFromBytes turns fuzz input into prefixes of both families: each
@@ -77,7 +79,7 @@ func FuzzElements(f *testing.F) {
 		all := append(slices.Clone(v4), v6...)
 		for _, p := range in {
 			q := unmap(p).Masked()
-			for _, a := range []netip.Addr{q.Addr(), lastAddr(q)} {
+			for _, a := range []netip.Addr{q.Addr(), netipx.PrefixLastIP(q)} {
 				if !coveredBy(a, all) {
 					t.Fatalf("%v (from %v) not covered by %v", a, p, all)
 				}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+	"go4.org/netipx"
 )
 
 // parseIntervalsStable is parseIntervals as it was (a stable sort of the
@@ -68,7 +69,7 @@ func parseIntervalsStable(els []nftables.SetElement) []interval {
 		if open.addr.Is6() {
 			max = netip.IPv6Unspecified()
 		}
-		out = append(out, interval{lo: open.addr, hi: lastAddr(netip.PrefixFrom(max, 0)), elements: []nftables.SetElement{open.raw}})
+		out = append(out, interval{lo: open.addr, hi: netipx.PrefixLastIP(netip.PrefixFrom(max, 0)), elements: []nftables.SetElement{open.raw}})
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
+	"go4.org/netipx"
 )
 
 // Planning an incremental update against a set's intervals, sorted and
@@ -37,7 +38,7 @@ type edit struct {
 func planAdd(have []interval, ps []netip.Prefix) (plan, error) {
 	var pl plan
 	for _, p := range ps {
-		lo, hi := p.Addr(), lastAddr(p)
+		lo, hi := p.Addr(), netipx.PrefixLastIP(p)
 		i, j, covered, err := overlapping(have, lo, hi)
 		if err != nil {
 			return plan{}, fmt.Errorf("%s %w", p, err)

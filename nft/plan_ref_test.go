@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+	"go4.org/netipx"
 )
 
 // The planning and cache bookkeeping as they were, on raw elements: the
@@ -19,7 +20,7 @@ import (
 // planAddLinear is planAdd as it was: a scan of every interval per prefix.
 func planAddLinear(have []interval, ps []netip.Prefix) (del, put []nftables.SetElement, err error) {
 	for _, p := range ps {
-		lo, hi := p.Addr(), lastAddr(p)
+		lo, hi := p.Addr(), netipx.PrefixLastIP(p)
 		covered := false
 		var contained []interval
 		for _, iv := range have {

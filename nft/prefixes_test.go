@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"go4.org/netipx"
 )
 
 func pfx(ss ...string) []netip.Prefix {
@@ -61,7 +63,7 @@ func TestCanonicalKeepsNested(t *testing.T) {
 	}
 }
 
-func TestLastAddr(t *testing.T) {
+func TestPrefixLastIP(t *testing.T) {
 	for in, want := range map[string]string{
 		"10.244.1.0/24":      "10.244.1.255",
 		"10.0.0.0/9":         "10.127.255.255",
@@ -71,13 +73,13 @@ func TestLastAddr(t *testing.T) {
 		"::/0":               "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
 		"255.255.255.254/31": "255.255.255.255",
 	} {
-		if got := lastAddr(netip.MustParsePrefix(in)); got != netip.MustParseAddr(want) {
-			t.Errorf("lastAddr(%s) = %s, want %s", in, got, want)
+		if got := netipx.PrefixLastIP(netip.MustParsePrefix(in)); got != netip.MustParseAddr(want) {
+			t.Errorf("netipx.PrefixLastIP(%s) = %s, want %s", in, got, want)
 		}
 	}
 }
 
-func TestRangeToPrefixes(t *testing.T) {
+func TestIntervalPrefixes(t *testing.T) {
 	tests := []struct {
 		lo, hi string
 		want   []netip.Prefix
@@ -90,9 +92,9 @@ func TestRangeToPrefixes(t *testing.T) {
 		{"::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", pfx("::/0")},
 	}
 	for _, tt := range tests {
-		got := rangeToPrefixes(netip.MustParseAddr(tt.lo), netip.MustParseAddr(tt.hi))
+		got := interval{lo: netip.MustParseAddr(tt.lo), hi: netip.MustParseAddr(tt.hi)}.prefixes()
 		if !slices.Equal(got, tt.want) {
-			t.Errorf("rangeToPrefixes(%s, %s) = %v, want %v", tt.lo, tt.hi, got, tt.want)
+			t.Errorf("interval %s-%s prefixes = %v, want %v", tt.lo, tt.hi, got, tt.want)
 		}
 	}
 }
