@@ -8,12 +8,36 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build tools test unit fuzz e2e bench lint clean demo demo-down demo-hint
+.PHONY: all build tools test unit fuzz e2e bench lint clean demo demo-down demo-hint image image-push
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/crosswire ./cmd/crosswire
+
+# The container image, without Docker (build/ociimage): FROM scratch, the
+# static binary at /usr/local/bin/crosswire, linux/amd64 and linux/arm64 in
+# one OCI index. Reproducible: the same commit (and Go) gives the same
+# digest. VERSION defaults to the chart's appVersion, so the tarball holds
+# exactly the image the chart's defaults name. Writes $(BIN)/crosswire-oci
+# (OCI layout) and $(BIN)/crosswire-image.tar (ctr, kind and k3d import it).
+VERSION  ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' charts/crosswire/Chart.yaml)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IMAGE_REPOSITORY ?= ghcr.io/crosswire/crosswire
+IMAGE := $(GO) run ./cmd/crosswire-image -version $(VERSION) -revision $(REVISION) \
+	-created $(SOURCE_DATE_EPOCH) -repository $(IMAGE_REPOSITORY) -bin-dir $(BIN)/image-build
+
+image:
+	$(IMAGE) -layout $(BIN)/crosswire-oci -tarball $(BIN)/crosswire-image.tar
+
+# Push the same index to REGISTRY/crosswire:VERSION (credentials from
+# ~/.docker/config.json); INSECURE=1 allows a plain-HTTP registry.
+REGISTRY ?=
+INSECURE ?=
+image-push:
+	@test -n "$(REGISTRY)" || { echo "usage: make image-push REGISTRY=host/path [INSECURE=1]"; exit 2; }
+	$(IMAGE) -push $(REGISTRY)/crosswire $(if $(INSECURE),-insecure)
 
 # Everything CI runs: the real kube-apiserver/etcd/kubectl (built once per
 # machine), lint, unit, privileged and API-server tests with -race, then the
