@@ -388,19 +388,9 @@ func SelfEndpoint(n *corev1.Node, port uint16) (netip.AddrPort, error) {
 		}
 		overrideErr = fmt.Errorf("annotation %s: %w", AnnotationEndpointOverride, err)
 	}
-	for _, a := range n.Status.Addresses {
-		if a.Type != corev1.NodeInternalIP {
-			continue
-		}
-		ip, err := netip.ParseAddr(a.Address)
-		if err != nil {
-			return netip.AddrPort{}, errors.Join(overrideErr, fmt.Errorf("status.addresses InternalIP %q: %w", a.Address, err))
-		}
-		ep, err := checkEndpoint(netip.AddrPortFrom(ip, port))
-		if err != nil {
-			return netip.AddrPort{}, errors.Join(overrideErr, fmt.Errorf("status.addresses InternalIP: %w", err))
-		}
-		return ep, overrideErr
+	ep, err := internalIPEndpoint(n, port)
+	if err != nil {
+		return netip.AddrPort{}, errors.Join(overrideErr, err)
 	}
-	return netip.AddrPort{}, overrideErr
+	return ep, overrideErr
 }

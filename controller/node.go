@@ -122,6 +122,13 @@ func nodeEndpointAddr(n *corev1.Node, defaultPort uint16) (netip.AddrPort, error
 		}
 		return ep, nil
 	}
+	return internalIPEndpoint(n, defaultPort)
+}
+
+// internalIPEndpoint is the node's first InternalIP with port, invalid when
+// it has none: the endpoint of a node that publishes none, both as its
+// peers read it and as it publishes itself (SelfEndpoint).
+func internalIPEndpoint(n *corev1.Node, port uint16) (netip.AddrPort, error) {
 	for _, a := range n.Status.Addresses {
 		if a.Type != corev1.NodeInternalIP {
 			continue
@@ -130,7 +137,7 @@ func nodeEndpointAddr(n *corev1.Node, defaultPort uint16) (netip.AddrPort, error
 		if err != nil {
 			return netip.AddrPort{}, fmt.Errorf("status.addresses InternalIP %q: %w", a.Address, err)
 		}
-		ep, err := checkEndpoint(netip.AddrPortFrom(ip, defaultPort))
+		ep, err := checkEndpoint(netip.AddrPortFrom(ip, port))
 		if err != nil {
 			return netip.AddrPort{}, fmt.Errorf("status.addresses InternalIP: %w", err)
 		}
