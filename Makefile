@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build tools test unit fuzz e2e bench lint clean demo demo-down demo-hint image image-push
+.PHONY: all build tools test unit fuzz e2e bench lint clean demo demo-cluster demo-down demo-hint image image-push
 
 all: build
 
@@ -53,11 +53,17 @@ test: tools lint unit fuzz e2e
 tools:
 	CROSSWIRE_TOOLS=$(TOOLS) test/tools/build.sh
 
+# The image tests cross-compile crosswire under -race: minutes on a cold
+# cache, hence the timeout.
 unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+	$(GO) test -race -count=1 -timeout 25m $$($(GO) list ./... | grep -v -e /test/e2e -e /test/realnodes)
 
+# End to end: crosswire agents on network-namespace clusters (test/e2e),
+# then the chart run by real kubelets from the image in a registry
+# (test/realnodes, test/kubecluster).
 e2e:
 	$(GO) test -count=1 -timeout 20m -v ./test/e2e/
+	$(GO) test -count=1 -timeout 20m -v ./test/realnodes/
 
 # Each fuzz target briefly beyond its seed corpus (the seeds also run in
 # unit). Crashers land in testdata/fuzz and fail the run. The budget is a
@@ -116,8 +122,18 @@ DEMO := CROSSWIRE_TOOLS=$(TOOLS) $(GO) run ./test/demo $(DEMO_FLAGS)
 demo: demo-hint build tools
 	@$(DEMO) -bin $(BIN)/crosswire up
 
+# The same as a user's install: a real 3-node cluster (containerd, kubelet,
+# kube-proxy per node; control plane and registry) on this machine, the
+# crosswire image built and pushed to its registry, the chart installed with
+# helm, traffic shown before and after; it stays up for kubectl until
+# demo-down. About a minute after the first build of the tools.
+demo-cluster: tools
+	@CROSSWIRE_TOOLS=$(TOOLS) $(GO) run ./test/democluster up
+
+# Removes both demos.
 demo-down:
 	@$(DEMO) down
+	@CROSSWIRE_TOOLS=$(TOOLS) $(GO) run ./test/democluster down
 
 demo-hint:
 	@ls $(TOOLS)/kube-*/kube-apiserver >/dev/null 2>&1 || echo "demo: first run builds kube-apiserver, etcd, kubectl and helm from source into $(TOOLS): ~12 min on 2 cores (once per machine; build.sh reports each binary as it finishes)"

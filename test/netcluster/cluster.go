@@ -343,6 +343,9 @@ func (c *Cluster) Close() error {
 		// A namespace outlives its name while a process is inside it, so
 		// anything that escaped tracking (a child that left its process
 		// group, a stray Exec) is killed before the name goes.
+		if _, err := os.Stat(filepath.Join(netnsRunDir, ns)); errors.Is(err, os.ErrNotExist) {
+			continue // removed already, e.g. by a Teardown of a cluster built on this one
+		}
 		if err := killStragglers(ns); err != nil {
 			errs = append(errs, err)
 		}
