@@ -212,3 +212,17 @@ func echo(ns string, to netip.AddrPort, msg string) error {
 	}
 	return nil
 }
+
+// ExerciseUntil repeats Exercise until every flow answers or timeout
+// passes: right after agents start, a peer may not know the other's key
+// yet and WireGuard retries its first handshake only after 5 s. It returns
+// how long it took.
+func (w *Workloads) ExerciseUntil(timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	err := w.Exercise()
+	for err != nil && time.Since(start) < timeout {
+		time.Sleep(500 * time.Millisecond)
+		err = w.Exercise()
+	}
+	return time.Since(start), err
+}

@@ -197,15 +197,9 @@ func helm(t *testing.T, c *kubecluster.Cluster, args ...string) string {
 func encrypted(t *testing.T, c *kubecluster.Cluster, w *kubecluster.Workloads, when string) {
 	t.Helper()
 	cp := c.Net.StartCapture(t)
-	start := time.Now()
-	err := w.Exercise()
-	for err != nil && time.Since(start) < convergeTimeout {
-		time.Sleep(500 * time.Millisecond)
-		err = w.Exercise()
-	}
-	if err != nil {
+	if d, err := w.ExerciseUntil(convergeTimeout); err != nil {
 		t.Errorf("%s: %v", when, err)
-	} else if d := time.Since(start); d > 5*time.Second {
+	} else if d > 5*time.Second {
 		t.Logf("%s: every flow answered after %v", when, d.Round(time.Millisecond))
 	}
 	counts, err := cp.Stop()
@@ -292,20 +286,8 @@ func waitDaemonSetReady(t *testing.T, c *kubecluster.Cluster) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	for {
-		ds, err := c.Client().AppsV1().DaemonSets(releaseNS).Get(ctx, release, metav1.GetOptions{})
-		if err == nil && ds.Status.DesiredNumberScheduled == int32(len(c.Nodes)) && ds.Status.ObservedGeneration == ds.Generation &&
-			ds.Status.NumberReady == ds.Status.DesiredNumberScheduled && ds.Status.UpdatedNumberScheduled == ds.Status.DesiredNumberScheduled {
-			return
-		}
-		if err := c.Alive(); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("DaemonSet not ready: %+v (%v)", ds.Status, err)
-		case <-time.After(250 * time.Millisecond):
-		}
+	if err := c.WaitDaemonSetReady(ctx, releaseNS, release); err != nil {
+		t.Fatal(err)
 	}
 }
 
