@@ -335,7 +335,7 @@ func TestCountersKeyedByComment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]Counter{CommentTunnelIngress: {}, CommentEgress4: {}, CommentEgress6: {}, CommentMSSClamp4: {}, CommentMSSClamp6: {}}
+	want := map[string]Counter{CommentTunnelIngress: {}, CommentEgress4: {}, CommentEgress6: {}, CommentMSSClamp4: {}, CommentMSSClamp6: {}, CommentLeakGuard: {}}
 	if len(got) != len(want) {
 		t.Fatalf("Counters = %v, want keys %v", got, want)
 	}

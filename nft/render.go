@@ -117,7 +117,7 @@ func Render(cfg Config, st State) (*Ruleset, error) {
 			addrSet(SetRemote4, "crosswire: other nodes' IPv4 pod CIDRs (encrypted)", nftables.TypeIPAddr, remote4),
 			addrSet(SetRemote6, "crosswire: other nodes' IPv6 pod CIDRs (encrypted)", nftables.TypeIP6Addr, remote6),
 		},
-		Chains: []ChainSpec{preroutingChain(cfg), forwardChain(cfg)},
+		Chains: []ChainSpec{preroutingChain(cfg), forwardChain(cfg), leakGuardChain(cfg)},
 	}
 	if err := rs.check(); err != nil {
 		return nil, err

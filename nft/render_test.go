@@ -55,8 +55,8 @@ func TestRenderTableSetsChains(t *testing.T) {
 			t.Errorf("set %s: comment %q", name, s.Comment)
 		}
 	}
-	if len(rs.Chains) != 2 {
-		t.Fatalf("got %d chains, want 2", len(rs.Chains))
+	if len(rs.Chains) != 3 {
+		t.Fatalf("got %d chains, want 3", len(rs.Chains))
 	}
 	c := rs.Chain(ChainPrerouting)
 	if c == nil {
@@ -82,8 +82,8 @@ func TestRenderEmptyStateStillHasAllObjects(t *testing.T) {
 	if rs.Table.Name != DefaultTable {
 		t.Errorf("table %q, want default %q", rs.Table.Name, DefaultTable)
 	}
-	if len(rs.Sets) != 4 || len(rs.Chains) != 2 || len(rs.Chains[0].Rules) != 3 || len(rs.Chains[1].Rules) != 2 {
-		t.Fatalf("got %d sets %d chains; want 4 sets, 2 chains with 3 and 2 rules", len(rs.Sets), len(rs.Chains))
+	if len(rs.Sets) != 4 || len(rs.Chains) != 3 || len(rs.Chains[0].Rules) != 3 || len(rs.Chains[1].Rules) != 2 || len(rs.Chains[2].Rules) != 1 {
+		t.Fatalf("got %d sets %d chains; want 4 sets, 3 chains with 3, 2 and 1 rules", len(rs.Sets), len(rs.Chains))
 	}
 	for _, s := range rs.Sets {
 		if len(s.Elements) != 0 {

@@ -118,12 +118,23 @@ func TestStrictIngressInKernel(t *testing.T) {
 	node.nft(t, `add rule ip probe seen ip protocol icmp ip daddr 10.244.1.10 iifname "crosswire0" counter comment "from-tunnel"`)
 
 	st := State{Local: pfx("10.244.1.0/24"), Remote: pfx("10.244.2.0/24")}
-	// Without strict the underlay path works: the test proves something.
-	if err := newStrictManager(t, node, false).Apply(st); err != nil {
+	// Without strict the underlay path reaches the pod: the test proves
+	// something. The pod's reply is marked for the tunnel, but this node
+	// has no policy routing, as after another program deleted crosswire's
+	// rule: the main table sends it to eth0, and the leak guard drops it.
+	nonStrict := newStrictManager(t, node, false)
+	if err := nonStrict.Apply(st); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := under.try("ping", "-c", "1", "-W", "1", "10.244.1.10"); err != nil {
-		t.Fatalf("non-strict: ping over the underlay: %v", err)
+	first := probeChain(t, node, "seen")
+	if _, err := under.try("ping", "-c", "1", "-W", "1", "10.244.1.10"); err == nil {
+		t.Error("non-strict: the pod's marked reply left by the underlay past the leak guard")
+	}
+	if got := probeChain(t, node, "seen")["from-underlay"] - first["from-underlay"]; got != 1 {
+		t.Fatalf("non-strict: %d requests from the underlay reached the pod, want 1", got)
+	}
+	if c, err := nonStrict.Counters(); err != nil || c[CommentLeakGuard].Packets != 1 {
+		t.Errorf("leak guard counted %v (%v), want the 1 reply", c[CommentLeakGuard], err)
 	}
 	before := probeChain(t, node, "seen")
 	m := newStrictManager(t, node, true)
