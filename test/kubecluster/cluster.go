@@ -257,7 +257,7 @@ func Teardown(prefix, root string) error {
 		// containers killed next.
 		var i int
 		if _, err := fmt.Sscanf(n, "node%d", &i); err == nil {
-			errs = append(errs, killNetNS(fmt.Sprintf("%s-n%d", prefix, i)))
+			errs = append(errs, netcluster.KillNamespace(fmt.Sprintf("%s-n%d", prefix, i)))
 		}
 		errs = append(errs, killCgroup("/"+prefix+"-"+n))
 	}

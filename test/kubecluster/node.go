@@ -6,9 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/crosswire/crosswire/test/netcluster"
@@ -147,7 +145,7 @@ func (c *Cluster) stopNode(n *Node) error {
 	}
 	// The shims left containerd's process group; they are in the node's
 	// network namespace.
-	return killNetNS(n.NS)
+	return netcluster.KillNamespace(n.NS)
 }
 
 // RebootNode kills the node's kubelet, containerd and every container on it
@@ -158,48 +156,6 @@ func (c *Cluster) RebootNode(n *Node) error {
 		return err
 	}
 	return c.startNode(n)
-}
-
-// killNetNS SIGKILLs every process in a named network namespace except
-// this test process, and waits until they are gone. A namespace that does
-// not exist holds nothing.
-func killNetNS(ns string) error {
-	if _, err := os.Stat(filepath.Join("/var/run/netns", ns)); os.IsNotExist(err) {
-		return nil
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, err := output("ip", "netns", "pids", ns)
-		if err != nil {
-			return err
-		}
-		var left []int
-		for _, f := range strings.Fields(out) {
-			pid, err := strconv.Atoi(f)
-			if err != nil || pid == os.Getpid() || pid <= 1 || dead(pid) {
-				continue
-			}
-			left = append(left, pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		if len(left) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("processes %v in %s survive SIGKILL", left, ns)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// dead reports whether pid is gone or a zombie.
-func dead(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
 }
 
 // waitSocket waits until a unix socket accepts connections (a stale file

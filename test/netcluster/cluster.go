@@ -363,6 +363,17 @@ func (c *Cluster) Close() error {
 	return c.closeErr
 }
 
+// KillNamespace SIGKILLs every process inside the named namespace but this
+// test binary and waits until they are dead; a namespace that does not
+// exist holds nothing. For harnesses that stop a node's processes while
+// keeping its namespace (test/kubecluster's node reboot and teardown).
+func KillNamespace(ns string) error {
+	if _, err := os.Stat(filepath.Join(netnsRunDir, ns)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return killStragglers(ns)
+}
+
 // killStragglers SIGKILLs the processes inside ns, never this test binary,
 // one of whose threads may be visiting ns through Do, and waits until they
 // are dead, so that "nothing is left" holds when Close returns.
