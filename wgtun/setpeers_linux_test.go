@@ -1,6 +1,7 @@
 package wgtun
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -38,6 +39,7 @@ func TestSetPeersRecordMatchesDevice(t *testing.T) {
 	// want is what the device must hold: the desired peers, except that a
 	// peer desired without endpoint keeps the one it had.
 	want := map[Key]Peer{}
+	var last []Peer
 	for step := range 60 {
 		var desired []Peer
 		next := map[Key]Peer{}
@@ -60,16 +62,27 @@ func TestSetPeersRecordMatchesDevice(t *testing.T) {
 			}
 			next[k] = exp
 		}
-		sync := rng.IntN(4) == 0
+		mode := rng.IntN(4) // 0 sync, 1 set, 2-3 update (only what changed)
+		if step == 0 && mode > 1 {
+			if err := d.UpdatePeers(desired, nil); !errors.Is(err, ErrNoRecord) {
+				t.Fatalf("update before any record: %v, want ErrNoRecord", err)
+			}
+			mode = 1
+		}
 		var err error
-		if sync {
+		switch mode {
+		case 0:
 			_, err = d.SyncPeers(desired)
-		} else {
+		case 1:
 			err = d.SetPeers(desired)
+		default:
+			upsert, remove := changedPeers(last, desired)
+			err = d.UpdatePeers(upsert, remove)
 		}
 		if err != nil {
-			t.Fatalf("step %d (sync %v): %v", step, sync, err)
+			t.Fatalf("step %d (mode %d): %v", step, mode, err)
 		}
+		last = desired
 		want = next
 		assertDevice(t, d, want, step)
 		// Nobody else touched the device: a resync finds nothing to say
@@ -79,6 +92,25 @@ func TestSetPeersRecordMatchesDevice(t *testing.T) {
 			t.Fatalf("step %d: resync found drift %q (err %v, %d writes)", step, drift, err, d.ipcSets.Load()-sets)
 		}
 	}
+}
+
+// changedPeers is what an UpdatePeers caller passes: the peers of next
+// that are new or differ from prev, and the keys prev had and next lacks.
+func changedPeers(prev, next []Peer) (upsert []Peer, remove []Key) {
+	old := map[Key]Peer{}
+	for _, p := range prev {
+		old[p.PublicKey] = p
+	}
+	for _, p := range next {
+		if o, ok := old[p.PublicKey]; !ok || o.Endpoint != p.Endpoint || !slices.Equal(o.AllowedIPs, p.AllowedIPs) {
+			upsert = append(upsert, p)
+		}
+		delete(old, p.PublicKey)
+	}
+	for k := range old {
+		remove = append(remove, k)
+	}
+	return upsert, remove
 }
 
 func claimed(peers map[Key]Peer, p netip.Prefix) bool {
