@@ -36,27 +36,36 @@ type Desired struct {
 func (d *Desired) remote() []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range d.Peers {
-		if p.PublicKey.IsZero() && !d.strict {
-			continue
-		}
-		out = append(out, p.PodCIDRs...)
+		out = append(out, remotePrefixes(p, d.strict)...)
 	}
 	return sortPrefixes(out)
+}
+
+// remotePrefixes are the pod CIDRs of p that are marked: all of them for a
+// peer with a key, and in strict mode for every peer.
+func remotePrefixes(p Peer, strict bool) []netip.Prefix {
+	if p.PublicKey.IsZero() && !strict {
+		return nil
+	}
+	return p.PodCIDRs
 }
 
 func (d *Desired) tunnelPeers() []wgtun.Peer {
 	out := make([]wgtun.Peer, 0, len(d.Peers))
 	for _, p := range d.Peers {
-		if p.PublicKey.IsZero() {
-			continue
+		if tp, ok := tunnelPeer(p); ok {
+			out = append(out, tp)
 		}
-		out = append(out, wgtun.Peer{
-			PublicKey:  p.PublicKey,
-			Endpoint:   p.Endpoint,
-			AllowedIPs: slices.Clone(p.PodCIDRs),
-		})
 	}
 	return out
+}
+
+// tunnelPeer is p as a WireGuard peer; a keyless peer is none.
+func tunnelPeer(p Peer) (wgtun.Peer, bool) {
+	if p.PublicKey.IsZero() {
+		return wgtun.Peer{}, false
+	}
+	return wgtun.Peer{PublicKey: p.PublicKey, Endpoint: p.Endpoint, AllowedIPs: slices.Clone(p.PodCIDRs)}, true
 }
 
 func (d *Desired) nftState() nft.State {

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/crosswire/crosswire/nft"
+	"github.com/crosswire/crosswire/wgtun"
 )
 
 // Engine converges the node's datapath to the desired state. Updates are
@@ -30,7 +32,7 @@ type Engine struct {
 	kick chan struct{}
 
 	mu      sync.Mutex
-	desired *Desired
+	want    wanted
 	status  Status
 	onApply func(ApplyResult) // status.go: OnApply
 
@@ -42,7 +44,8 @@ type Engine struct {
 
 // appliedState is what the last successful apply left in the kernel.
 type appliedState struct {
-	local, remote []netip.Prefix
+	local []netip.Prefix
+	peers map[string]Peer
 }
 
 // Deps are the engine's kernel-facing parts.
@@ -75,18 +78,34 @@ func New(cfg Config, d Deps) (*Engine, error) {
 	}, nil
 }
 
-// Update records the desired state; Run applies it.
+// Update records the whole desired state; Run applies it.
 func (e *Engine) Update(d Desired) {
-	d.Local = sortPrefixes(slices.Clone(d.Local))
-	peers := slices.Clone(d.Peers)
-	slices.SortFunc(peers, func(a, b Peer) int { return strings.Compare(a.Name, b.Name) })
-	d.Peers = peers
-	d.strict = e.cfg.Strict
 	e.mu.Lock()
-	e.desired = &d
-	e.status.Peers = clonePeers(d.Peers)
+	e.want.replace(d)
 	e.status.Known = true
 	e.mu.Unlock()
+	e.poke()
+}
+
+// Change records a change to the desired state: the peers added or
+// changed (whole), the peers removed by name, and this node's pod CIDRs
+// when localChanged. Run applies it touching only those peers' set
+// elements, routes and tunnel peers: the cost of a Node event does not
+// grow with the cluster. A Change before the first Update is ignored (a
+// source always starts with a whole state).
+func (e *Engine) Change(c Delta) {
+	e.mu.Lock()
+	if !e.status.Known {
+		e.mu.Unlock()
+		e.log.Warn("change before the first desired state; ignored")
+		return
+	}
+	e.want.change(c)
+	e.mu.Unlock()
+	e.poke()
+}
+
+func (e *Engine) poke() {
 	select {
 	case e.kick <- struct{}{}:
 	default:
@@ -121,37 +140,64 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
-func (e *Engine) snapshot() *Desired {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.desired
-}
-
-// reconcile applies the desired state: incrementally when the kernel is
-// known to hold the last applied state, fully (reading the kernel back and
-// repairing every difference) on the first apply, on resync and after an
-// error.
+// reconcile applies the desired state: by the changed peers alone when
+// the kernel is known to hold the last applied state and only changes
+// arrived, by comparing whole lists after a whole new state, and fully
+// (reading the kernel back and repairing every difference) on the first
+// apply, on resync and after an error.
 func (e *Engine) reconcile(full bool) error {
-	d := e.snapshot()
-	if d == nil {
+	e.mu.Lock()
+	if !e.status.Known {
+		e.mu.Unlock()
 		return nil
 	}
+	full = full || e.applied == nil
+	var (
+		d     *Desired
+		delta []peerChange
+		local []netip.Prefix
+	)
+	if full || e.want.replaced {
+		d = e.want.desired(e.cfg.Strict)
+	} else {
+		delta, local = e.want.pending(), slices.Clone(e.want.local)
+	}
+	e.want.clearPending()
+	e.mu.Unlock()
+
 	start := e.now()
 	var (
 		repairs []string
 		err     error
 	)
-	if full || e.applied == nil {
+	switch {
+	case full:
 		repairs, err = e.applyFull(d)
-	} else {
-		err = e.applyIncremental(d)
+	case d != nil:
+		err = e.applyWhole(d)
+	default:
+		err = e.applyDelta(delta, local)
 	}
 	e.record(start, full, repairs, err)
 	if err != nil {
 		e.applied = nil
 		return err
 	}
-	e.applied = &appliedState{local: slices.Clone(d.Local), remote: d.remote()}
+	if d != nil {
+		e.applied = &appliedState{local: slices.Clone(d.Local), peers: make(map[string]Peer, len(d.Peers))}
+		for _, p := range d.Peers {
+			e.applied.peers[p.Name] = p
+		}
+	} else {
+		e.applied.local = local
+		for _, c := range delta {
+			if c.present {
+				e.applied.peers[c.name] = c.peer
+			} else {
+				delete(e.applied.peers, c.name)
+			}
+		}
+	}
 	if !e.handshook {
 		// A freshly started tunnel has no sessions, and a peer that only
 		// receives would keep using its stale one for seconds: start
@@ -164,29 +210,97 @@ func (e *Engine) reconcile(full bool) error {
 	return nil
 }
 
-// applyIncremental changes only what differs from the last apply, in the
-// order that never marks a packet before it can be encrypted: removals
-// take the set element first, then the route, then the peer; additions the
-// reverse.
-func (e *Engine) applyIncremental(d *Desired) error {
+// applyWhole changes only what differs from the last apply, comparing the
+// whole lists, in the order that never marks a packet before it can be
+// encrypted: removals take the set element first, then the route, then
+// the peer; additions the reverse.
+func (e *Engine) applyWhole(d *Desired) error {
 	remote := d.remote()
-	removed := minus(e.applied.remote, remote)
-	added := minus(remote, e.applied.remote)
+	old := e.applied.remote(d.strict)
+	removed := minus(old, remote)
+	added := minus(remote, old)
+	if err := e.removeRemote(removed); err != nil {
+		return err
+	}
+	if err := e.tunnel.SetPeers(d.tunnelPeers()); err != nil {
+		return fmt.Errorf("configure tunnel peers: %w", err)
+	}
+	return e.addRemote(added, d.Local, d.nftState)
+}
 
+// applyDelta applies the changes of a few peers, in applyWhole's order,
+// in time proportional to them. Pod CIDRs cannot be claimed by two peers
+// (the controller rejects overlaps), so a prefix that leaves one changed
+// peer for another is in both lists and stays marked throughout.
+func (e *Engine) applyDelta(delta []peerChange, local []netip.Prefix) error {
+	strict := e.cfg.Strict
+	var before, after []netip.Prefix
+	var upsert []wgtun.Peer
+	var remove []wgtun.Key
+	for _, c := range delta {
+		old, had := e.applied.peers[c.name]
+		if had {
+			before = append(before, remotePrefixes(old, strict)...)
+		}
+		if c.present {
+			after = append(after, remotePrefixes(c.peer, strict)...)
+			if tp, ok := tunnelPeer(c.peer); ok {
+				upsert = append(upsert, tp)
+			}
+		}
+		if had && !old.PublicKey.IsZero() && (!c.present || c.peer.PublicKey != old.PublicKey) {
+			remove = append(remove, old.PublicKey)
+		}
+	}
+	removed, added := minus(before, after), minus(after, before)
+	if err := e.removeRemote(removed); err != nil {
+		return err
+	}
+	if err := e.updateTunnel(upsert, remove); err != nil {
+		return fmt.Errorf("configure tunnel peers: %w", err)
+	}
+	return e.addRemote(added, local, func() nft.State {
+		// Only when this node's own pod CIDRs changed: rare, and a whole
+		// table either way.
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.want.desired(strict).nftState()
+	})
+}
+
+// updateTunnel changes the named tunnel peers, through the whole peer list
+// for a tunnel that cannot take a partial update.
+func (e *Engine) updateTunnel(upsert []wgtun.Peer, remove []wgtun.Key) error {
+	if len(upsert) == 0 && len(remove) == 0 {
+		return nil
+	}
+	if u, ok := e.tunnel.(peerUpdater); ok {
+		return u.UpdatePeers(upsert, remove)
+	}
+	e.mu.Lock()
+	d := e.want.desired(e.cfg.Strict)
+	e.mu.Unlock()
+	return e.tunnel.SetPeers(d.tunnelPeers())
+}
+
+func (e *Engine) removeRemote(removed []netip.Prefix) error {
 	if err := e.rules.RemoveRemote(removed); err != nil {
 		return fmt.Errorf("remove set elements: %w", err)
 	}
 	if err := e.router.DelRoutes(removed); err != nil {
 		return fmt.Errorf("remove routes: %w", err)
 	}
-	if err := e.tunnel.SetPeers(d.tunnelPeers()); err != nil {
-		return fmt.Errorf("configure tunnel peers: %w", err)
-	}
+	return nil
+}
+
+// addRemote adds routes, then marks: set elements, or the whole table
+// (from table()) when this node's pod CIDRs changed.
+func (e *Engine) addRemote(added, local []netip.Prefix, table func() nft.State) error {
 	if err := e.router.AddRoutes(added); err != nil {
 		return fmt.Errorf("add routes: %w", err)
 	}
-	if !slices.Equal(e.applied.local, d.Local) {
-		if err := e.rules.Apply(d.nftState()); err != nil {
+	if !slices.Equal(e.applied.local, local) {
+		if err := e.rules.Apply(table()); err != nil {
 			return fmt.Errorf("apply nftables table: %w", err)
 		}
 		return nil

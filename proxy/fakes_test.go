@@ -23,6 +23,11 @@ type world struct {
 	rule      bool
 	routes    []netip.Prefix
 	peers     []wgtun.Peer
+
+	// violations records every moment a marked prefix had no route: the
+	// fail-closed order broken (a marked packet would follow the main
+	// table). Checked after every call.
+	violations []string
 }
 
 func newWorld() *world { return &world{fail: map[string]error{}} }
@@ -33,6 +38,17 @@ func (w *world) call(name string, ps ...netip.Prefix) error {
 		return err
 	}
 	return nil
+}
+
+// check records a violation if a marked prefix has no route; the callers
+// hold mu and call it after changing the world.
+func (w *world) check(op string) {
+	if !w.table {
+		return
+	}
+	if unrouted := minus(w.remoteSet, w.routes); len(unrouted) > 0 {
+		w.violations = append(w.violations, fmt.Sprintf("after %s: %v marked without a route", op, unrouted))
+	}
 }
 
 func (w *world) takeCalls() []string {
@@ -52,6 +68,7 @@ func (f fakeRules) Apply(st nft.State) error {
 		return err
 	}
 	f.table, f.local, f.remoteSet = true, slices.Clone(st.Local), slices.Clone(st.Remote)
+	f.check("nft.Apply")
 	return nil
 }
 
@@ -62,6 +79,7 @@ func (f fakeRules) AddRemote(ps []netip.Prefix) error {
 		return err
 	}
 	f.remoteSet = sortPrefixes(append(f.remoteSet, ps...))
+	f.check("nft.AddRemote")
 	return nil
 }
 
@@ -134,6 +152,28 @@ func (f fakeTunnel) setPeers(op string, ps []wgtun.Peer) error {
 	return nil
 }
 
+func (f fakeTunnel) UpdatePeers(upsert []wgtun.Peer, remove []wgtun.Key) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var all []netip.Prefix
+	for _, p := range upsert {
+		all = append(all, p.AllowedIPs...)
+	}
+	if err := f.call("wg.UpdatePeers", sortPrefixes(all)...); err != nil {
+		return err
+	}
+	gone := map[wgtun.Key]bool{}
+	for _, k := range remove {
+		gone[k] = true
+	}
+	for _, p := range upsert {
+		gone[p.PublicKey] = true
+	}
+	f.peers = slices.DeleteFunc(f.peers, func(p wgtun.Peer) bool { return gone[p.PublicKey] })
+	f.peers = append(f.peers, upsert...)
+	return nil
+}
+
 func (f fakeTunnel) Stats() ([]wgtun.PeerStats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -183,6 +223,7 @@ func (f fakeRouter) DelRoutes(ps []netip.Prefix) error {
 		return err
 	}
 	f.routes = minus(f.routes, ps)
+	f.check("route.Del")
 	return nil
 }
 

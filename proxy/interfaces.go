@@ -27,6 +27,12 @@ type Tunnel interface {
 	Stats() ([]wgtun.PeerStats, error)
 }
 
+// peerUpdater is implemented by tunnels that can change a few peers
+// without being given all of them (wgtun.Device.UpdatePeers).
+type peerUpdater interface {
+	UpdatePeers(upsert []wgtun.Peer, remove []wgtun.Key) error
+}
+
 // handshaker is implemented by tunnels that can start handshakes on demand;
 // after a restart that turns a ~15 s stale-session blackout into one RTT.
 type handshaker interface {

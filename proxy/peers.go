@@ -1,13 +1,11 @@
 package proxy
 
-import "slices"
-
-// Peers returns the desired peers last recorded by Update.
+// Peers returns the desired peers, sorted by name.
 func (e *Engine) Peers() []Peer {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.desired == nil {
+	if !e.status.Known {
 		return nil
 	}
-	return slices.Clone(e.desired.Peers)
+	return e.want.sortedPeers()
 }

@@ -19,7 +19,7 @@ type Status struct {
 	Errors       uint64
 	DriftRepairs uint64
 	LastRepairs  []string
-	// Peers are the desired peers last recorded by Update, sorted by name.
+	// Peers are the desired peers, sorted by name.
 	Peers []Peer
 }
 
@@ -42,23 +42,12 @@ func (e *Engine) OnApply(fn func(ApplyResult)) {
 	e.mu.Unlock()
 }
 
-// clonePeers copies peers deep enough that the status never shares a
-// prefix slice with the desired state.
-func clonePeers(peers []Peer) []Peer {
-	out := make([]Peer, 0, len(peers))
-	for _, p := range peers {
-		p.PodCIDRs = slices.Clone(p.PodCIDRs)
-		out = append(out, p)
-	}
-	return out
-}
-
 // Status returns a copy of the current status.
 func (e *Engine) Status() Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.status
-	s.Peers = slices.Clone(s.Peers)
+	s.Peers = e.want.sortedPeers()
 	s.LastRepairs = slices.Clone(s.LastRepairs)
 	return s
 }
