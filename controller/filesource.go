@@ -28,7 +28,7 @@ type FileSource struct {
 // Run calls update with the state from the file now and after every change
 // until ctx ends. A file that cannot be read or parsed is logged and the
 // last good state stays in force: a bad edit must never drop good peers.
-func (f *FileSource) Run(ctx context.Context, update func(State)) error {
+func (f *FileSource) Run(ctx context.Context, sink Sink) error {
 	log := f.Log
 	if log == nil {
 		log = zap.NewNop()
@@ -39,7 +39,7 @@ func (f *FileSource) Run(ctx context.Context, update func(State)) error {
 	}
 	var last []byte
 	var lastErr string
-	var incumbents map[string]bool
+	seen := newSeniority()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -49,13 +49,12 @@ func (f *FileSource) Run(ctx context.Context, update func(State)) error {
 		}
 		if err == nil && !bytes.Equal(data, last) {
 			var st State
-			st, err = f.build(data, incumbents)
+			st, err = f.build(data, seen)
 			if err == nil {
-				incumbents = st.Incumbents()
 				last = data
 				lastErr = ""
 				logState(log, f.Self, st)
-				update(st)
+				sink.Replace(st)
 			}
 		}
 		if err != nil && err.Error() != lastErr {
@@ -70,12 +69,13 @@ func (f *FileSource) Run(ctx context.Context, update func(State)) error {
 	}
 }
 
-func (f *FileSource) build(data []byte, incumbents map[string]bool) (State, error) {
+func (f *FileSource) build(data []byte, seen *seniority) (State, error) {
 	nodes, err := ParseNodeList(data)
 	if err != nil {
 		return State{}, fmt.Errorf("%s: %w", f.Path, err)
 	}
-	return Build(Input{Self: f.Self, SelfKey: f.SelfKey, DefaultPort: f.DefaultPort, Nodes: nodes, Incumbents: incumbents}), nil
+	seen.sync(nodes)
+	return Build(Input{Self: f.Self, SelfKey: f.SelfKey, DefaultPort: f.DefaultPort, Nodes: nodes, Seen: seen.seen}), nil
 }
 
 func logState(log *zap.Logger, self string, st State) {

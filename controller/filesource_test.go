@@ -53,7 +53,7 @@ func startFileSource(t *testing.T, fs *FileSource) *runner {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runner{t: t, updates: make(chan State, 100), done: make(chan error, 1), cancel: cancel}
-	go func() { r.done <- fs.Run(ctx, func(st State) { r.updates <- st }) }()
+	go func() { r.done <- fs.Run(ctx, Materialize(func(st State) { r.updates <- st })) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -209,7 +209,7 @@ func TestFileSourceCancel(t *testing.T) {
 	fs := &FileSource{Path: filepath.Join(t.TempDir(), "absent"), Interval: time.Hour}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- fs.Run(ctx, func(State) { t.Error("update called") }) }()
+	go func() { done <- fs.Run(ctx, Materialize(func(State) { t.Error("update called") })) }()
 	time.Sleep(50 * time.Millisecond)
 	cancel()
 	select {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,12 +36,17 @@ const (
 	EventComponent     = "crosswire-agent"
 )
 
-// Work queue keys. Every Node event maps onto one of two keys, so a burst of
-// events costs one rebuild (and at most one publication).
+// Work queue keys: one per Node ("node/" and its name; a burst of events
+// for one Node costs one Set), and two that no Node name can collide with
+// (names are DNS subdomains, without ':').
 const (
-	keyRebuild = "rebuild"
-	keyPublish = "publish"
+	keyNodePrefix = "node/"
+	keyRebuild    = ":rebuild"
+	keyPublish    = ":publish"
 )
+
+// defaultRebuild is KubeSource.Rebuild's default.
+const defaultRebuild = 10 * time.Minute
 
 // KubeSource turns the cluster's Node objects into desired state and
 // publishes this node's public key and endpoint on its own Node. It follows
@@ -64,10 +70,18 @@ type KubeSource struct {
 	// Resync is the informer resync period; 0 disables resync (events and
 	// the engine's own kernel resync are enough).
 	Resync time.Duration
+	// Rebuild is how often the whole state is rebuilt from the cache with
+	// Build and compared with the one the Node events led to (a difference
+	// is logged and replaces it); 0 means 10 minutes, negative never.
+	Rebuild time.Duration
 	// RetryBase and RetryMax bound the exponential backoff of a failed
 	// publication; 0 means 200ms and 5m.
 	RetryBase, RetryMax time.Duration
 	Log                 *zap.Logger
+
+	// reportEvery makes this agent record the Event of every rejection,
+	// not only those it is a reporter of: for tests of one agent.
+	reportEvery bool
 }
 
 // kubeRun is the state of one Run call; only the worker goroutine touches
@@ -79,10 +93,10 @@ type kubeRun struct {
 	lister   corelisters.NodeLister
 	queue    workqueue.TypedRateLimitingInterface[string]
 	recorder record.EventRecorder
-	update   func(State)
+	sink     Sink
 
-	last     *State
-	parsed   *ParseCache
+	tracker  *Tracker
+	started  bool
 	rejected map[string]rejectionSeen // node name -> last recorded rejection
 	// patchedRV is the resourceVersion of our own Node as it was when we
 	// last patched it: while the cache still shows that version our patch
@@ -96,12 +110,13 @@ type rejectionSeen struct {
 	reason string
 }
 
-// Run watches Nodes until ctx ends, calling update with every new state,
-// and keeps this node's key and endpoint published. It returns nil when
+// Run watches Nodes until ctx ends, giving sink the whole state once the
+// cache has synced and then every change, and keeps this node's key and
+// endpoint published. It returns nil when
 // ctx ends and an error only for a configuration it cannot run with. When
 // Run returns, its informer, work queue, worker and event broadcaster have
 // stopped.
-func (s *KubeSource) Run(ctx context.Context, update func(State)) error {
+func (s *KubeSource) Run(ctx context.Context, sink Sink) error {
 	if s.Client == nil {
 		return errors.New("kube source: no client")
 	}
@@ -132,12 +147,12 @@ func (s *KubeSource) Run(ctx context.Context, update func(State)) error {
 		maxDelay = 5 * time.Minute
 	}
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
-		// Two keys only, so per-item backoff is all the limiting needed.
+		// Only publication fails; per-item backoff is all the limiting needed.
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](base, maxDelay),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "crosswire-nodes"},
 	)
 
-	factory := informers.NewSharedInformerFactory(s.Client, s.Resync)
+	factory := informers.NewSharedInformerFactoryWithOptions(s.Client, s.Resync, informers.WithTransform(slimTransform))
 	nodes := factory.Core().V1().Nodes()
 	informer := nodes.Informer()
 
@@ -161,8 +176,12 @@ func (s *KubeSource) Run(ctx context.Context, update func(State)) error {
 	}
 	self := s.Self
 	enqueue := func(obj any) {
-		queue.Add(keyRebuild)
-		if n := nodeOf(obj); n != nil && n.Name == self {
+		name, ok := nodeName(obj)
+		if !ok {
+			return
+		}
+		queue.Add(keyNodePrefix + name)
+		if name == self {
 			queue.Add(keyPublish)
 		}
 	}
@@ -170,8 +189,8 @@ func (s *KubeSource) Run(ctx context.Context, update func(State)) error {
 		AddFunc: enqueue,
 		UpdateFunc: func(oldObj, newObj any) {
 			o, n := nodeOf(oldObj), nodeOf(newObj)
-			if o != nil && n != nil && o.ResourceVersion != "" && o.ResourceVersion == n.ResourceVersion {
-				return // a resync: nothing changed
+			if o != nil && n != nil && sameForCrosswire(o, n) {
+				return // a resync, or a heartbeat: nothing crosswire reads changed
 			}
 			enqueue(newObj)
 		},
@@ -189,17 +208,33 @@ func (s *KubeSource) Run(ctx context.Context, update func(State)) error {
 	}
 	log.Info("Node cache synced")
 
+	def := s.DefaultPort
+	if def == 0 {
+		def = s.ListenPort
+	}
 	r := &kubeRun{
 		s: s, log: log, client: s.Client, lister: nodes.Lister(), queue: queue,
-		recorder: recorder, update: update, rejected: map[string]rejectionSeen{},
-		parsed: NewParseCache(),
+		recorder: recorder, sink: sink, rejected: map[string]rejectionSeen{},
+		tracker: NewTracker(s.Self, s.SelfKey, def),
 	}
-	// An empty cluster produces no add events; rebuild and publish anyway.
-	queue.Add(keyRebuild)
+	// The first rebuild runs before any Node key (work); an empty cluster
+	// produces no add events, so publish anyway.
 	queue.Add(keyPublish)
 	worker.Go(func() { r.work(ctx) })
 	<-ctx.Done()
 	return nil
+}
+
+// nodeName is the name of the Node an event is about; a tombstone names it
+// even when it lost the object.
+func nodeName(obj any) (string, bool) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return d.Key, d.Key != ""
+	}
+	if n := nodeOf(obj); n != nil {
+		return n.Name, true
+	}
+	return "", false
 }
 
 func nodeOf(obj any) *corev1.Node {
@@ -214,17 +249,20 @@ func nodeOf(obj any) *corev1.Node {
 }
 
 func (r *kubeRun) work(ctx context.Context) {
+	r.rebuild(ctx)
 	for {
 		key, shutdown := r.queue.Get()
 		if shutdown {
 			return
 		}
 		var err error
-		switch key {
-		case keyRebuild:
+		switch {
+		case key == keyRebuild:
 			r.rebuild(ctx)
-		case keyPublish:
+		case key == keyPublish:
 			err = r.publish(ctx)
+		case strings.HasPrefix(key, keyNodePrefix):
+			r.set(ctx, strings.TrimPrefix(key, keyNodePrefix))
 		}
 		switch {
 		case err == nil:
@@ -240,72 +278,124 @@ func (r *kubeRun) work(ctx context.Context) {
 	}
 }
 
-// rebuild computes the state from the cache, reports new rejections and
-// calls update when the state changed.
+// set brings one Node's change (or removal) into the state, in time
+// proportional to the Nodes it could conflict with, and passes the
+// difference on.
+func (r *kubeRun) set(ctx context.Context, name string) {
+	n, err := r.lister.Get(name)
+	switch {
+	case apierrors.IsNotFound(err):
+		n = nil
+	case err != nil: // a cache lister cannot fail otherwise; keep the state
+		r.log.Error("reading a Node from the cache", zap.String("node", name), zap.Error(err))
+		return
+	}
+	c := r.tracker.Set(name, n)
+	r.reportChanges(c.Rejections)
+	if c.Empty() || ctx.Err() != nil {
+		return
+	}
+	if c.LocalChanged && !c.SelfFound {
+		r.log.Warn("this node's Node object is missing or rejected; no local pod CIDRs", zap.String("self", r.s.Self))
+	}
+	r.log.Debug("desired state changed", zap.String("node", name), zap.Int("upserted", len(c.Upsert)),
+		zap.Int("removed", len(c.Remove)), zap.Bool("local_changed", c.LocalChanged))
+	r.sink.Apply(c)
+}
+
+// rebuild computes the whole state from the cache with Build, the
+// reference the changes are checked against, and hands it over when it
+// differs from what the changes led to (or at the start).
 func (r *kubeRun) rebuild(ctx context.Context) {
+	defer r.scheduleRebuild()
 	nodes, err := r.lister.List(labels.Everything())
 	if err != nil { // a cache lister cannot fail; keep the last state if it does
 		r.log.Error("listing Nodes from the cache", zap.Error(err))
 		return
 	}
-	def := r.s.DefaultPort
-	if def == 0 {
-		def = r.s.ListenPort
+	var prev State
+	if r.started {
+		prev = r.tracker.State()
 	}
-	in := Input{Self: r.s.Self, SelfKey: r.s.SelfKey, DefaultPort: def, Nodes: nodes, Cache: r.parsed}
-	if r.last != nil {
-		in.Incumbents = r.last.Incumbents()
-	}
-	st := Build(in)
-	r.reportRejections(nodes, st.Rejected)
-	if r.last != nil && r.last.Equal(st) {
+	st := r.tracker.Reset(nodes)
+	r.reportRejections(st.Rejected)
+	if r.started && prev.Equal(st) {
 		return
 	}
-	if !st.SelfFound && (r.last == nil || r.last.SelfFound) {
+	if r.started {
+		r.log.Warn("the state the Node events led to differs from a full rebuild; replacing it",
+			zap.Int("peers", len(st.Peers)), zap.Int("peers_before", len(prev.Peers)))
+	}
+	if !st.SelfFound {
 		r.log.Warn("this node's Node object is missing or rejected; no local pod CIDRs", zap.String("self", r.s.Self))
 	}
-	r.log.Info("desired state changed", zap.Int("peers", len(st.Peers)), zap.Int("rejected", len(st.Rejected)),
+	r.log.Info("desired state built", zap.Int("peers", len(st.Peers)), zap.Int("rejected", len(st.Rejected)),
 		zap.Int("local_cidrs", len(st.Local)))
-	r.last = &st
+	r.started = true
 	if ctx.Err() != nil {
 		return // shutting down: the caller no longer wants states
 	}
-	r.update(st)
+	r.sink.Replace(st)
 }
 
-// reportRejections logs and records an Event for every rejection whose
-// reason (or Node object) differs from the last one reported for that node.
-func (r *kubeRun) reportRejections(nodes []*corev1.Node, rejected []Rejection) {
-	uids := make(map[string]types.UID, len(nodes))
-	for _, n := range nodes {
-		uids[n.Name] = n.UID
+func (r *kubeRun) scheduleRebuild() {
+	d := r.s.Rebuild
+	if d == 0 {
+		d = defaultRebuild
 	}
+	if d > 0 {
+		r.queue.AddAfter(keyRebuild, d)
+	}
+}
+
+// reportRejections reports, from a whole list of rejections, those that
+// differ from the last ones reported.
+func (r *kubeRun) reportRejections(rejected []Rejection) {
 	reasons := map[string]string{}
-	var order []string
 	for _, rj := range rejected {
 		if prev, ok := reasons[rj.Node]; ok {
 			reasons[rj.Node] = prev + "; " + rj.Reason
 			continue
 		}
 		reasons[rj.Node] = rj.Reason
-		order = append(order, rj.Node)
 	}
+	for name := range r.rejected {
+		if _, still := reasons[name]; !still {
+			reasons[name] = ""
+		}
+	}
+	r.reportChanges(reasons)
+}
+
+// reportChanges logs, and records an Event for, every rejection whose
+// reason (or Node object) differs from the last one reported for that
+// node; "" means the node is no longer rejected.
+func (r *kubeRun) reportChanges(reasons map[string]string) {
+	order := make([]string, 0, len(reasons))
+	for name := range reasons {
+		order = append(order, name)
+	}
+	slices.Sort(order)
 	for _, name := range order {
-		now := rejectionSeen{uid: uids[name], reason: reasons[name]}
+		reason := reasons[name]
+		if reason == "" {
+			if _, was := r.rejected[name]; was {
+				delete(r.rejected, name)
+				if r.tracker.has(name) {
+					r.log.Info("node no longer rejected", zap.String("peer", name))
+				}
+			}
+			continue
+		}
+		now := rejectionSeen{uid: r.tracker.uid(name), reason: reason}
 		if r.rejected[name] == now {
 			continue
 		}
 		r.rejected[name] = now
-		r.log.Warn("node rejected", zap.String("peer", name), zap.String("reason", now.reason))
-		ref := &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: name, UID: now.uid}
-		r.recorder.Event(ref, corev1.EventTypeWarning, ReasonNodeRejected, now.reason)
-	}
-	for name := range r.rejected {
-		if _, still := reasons[name]; !still {
-			delete(r.rejected, name)
-			if _, exists := uids[name]; exists {
-				r.log.Info("node no longer rejected", zap.String("peer", name))
-			}
+		r.log.Warn("node rejected", zap.String("peer", name), zap.String("reason", reason))
+		if r.s.reportEvery || r.tracker.reporters(name, r.s.Self) {
+			ref := &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: name, UID: now.uid}
+			r.recorder.Event(ref, corev1.EventTypeWarning, ReasonNodeRejected, reason)
 		}
 	}
 }

@@ -130,11 +130,11 @@ func TestKubeSourceAgainstRealAPIServer(t *testing.T) {
 	c.create(kubeNode("node3", withPodCIDRs("10.244.3.0/24"), withIP("192.168.77.13")))
 
 	selfKey := testKey(1)
-	src := &KubeSource{Client: c.agent, Self: selfName, SelfKey: pubKey(1), ListenPort: kubePort, Log: zap.NewNop()}
+	src := &KubeSource{Client: c.agent, Self: selfName, SelfKey: pubKey(1), ListenPort: kubePort, Log: zap.NewNop(), reportEvery: true}
 	updates := make(chan State, 64)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, func(st State) { updates <- st }) }()
+	go func() { done <- src.Run(ctx, Materialize(func(st State) { updates <- st })) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -86,6 +86,7 @@ func newKube(t *testing.T, nodes ...*corev1.Node) *kubeRunner {
 	r.src = &KubeSource{
 		Client: r.client, Self: selfName, SelfKey: pubKey(0xee), ListenPort: kubePort,
 		RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Log: zap.New(core),
+		reportEvery: true,
 	}
 	t.Cleanup(r.checkOnlyOwnNodeWritten)
 	return r
@@ -95,7 +96,7 @@ func (r *kubeRunner) start() {
 	r.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	go func() { r.done <- r.src.Run(ctx, func(st State) { r.updates <- st }) }()
+	go func() { r.done <- r.src.Run(ctx, Materialize(func(st State) { r.updates <- st })) }()
 	r.t.Cleanup(func() { r.stop() })
 }
 
@@ -683,7 +684,7 @@ func TestKubeCancelNoLeak(t *testing.T) {
 		r := newKube(t, nodes()...)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- r.src.Run(ctx, func(st State) { r.updates <- st }) }()
+		go func() { done <- r.src.Run(ctx, Materialize(func(st State) { r.updates <- st })) }()
 		<-r.updates
 		r.waitAnnotations("publish", testKey(0xee), "192.168.77.1:51820")
 		r.waitEvents("bad", ReasonNodeRejected, 1)
@@ -715,7 +716,7 @@ func TestKubeCancelNoLeak(t *testing.T) {
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- r.src.Run(ctx, func(State) { t.Error("update called before the cache synced") }) }()
+		go func() { done <- r.src.Run(ctx, Materialize(func(State) { t.Error("update called before the cache synced") })) }()
 		<-listed
 		cancel()
 		select {
@@ -740,7 +741,7 @@ func TestKubeConfigErrors(t *testing.T) {
 		{Self: "me"},
 		{Client: fake.NewClientset()},
 	} {
-		if err := s.Run(context.Background(), func(State) {}); err == nil {
+		if err := s.Run(context.Background(), Materialize(func(State) {})); err == nil {
 			t.Errorf("Run(%+v) accepted an unusable configuration", s)
 		}
 	}
@@ -788,5 +789,64 @@ func TestOverrideBareAddressAtPeers(t *testing.T) {
 	}
 	if _, err := ParseNode(mkNode("a", withOverride("[203.0.113.5]")), 51820); err == nil {
 		t.Error("bracketed address without port accepted")
+	}
+}
+
+// TestKubeRejectionEventsOnlyFromReporters: an agent records the Event of
+// a rejected Node only when it is one of that Node's reporters, and logs
+// every rejection either way.
+func TestKubeRejectionEventsOnlyFromReporters(t *testing.T) {
+	nodes := []*corev1.Node{kubeNode(selfName, created(0), withIP("192.168.77.1"), withPodCIDR("10.244.0.0/24"))}
+	for i := 1; i <= 12; i++ {
+		nodes = append(nodes, kubeNode(fmt.Sprintf("good-%d", i), created(1), withIP(fmt.Sprintf("192.168.77.%d", 10+i)),
+			withPodCIDR(fmt.Sprintf("10.244.%d.0/24", i)), withKey(testKey(byte(i)))))
+	}
+	// Names for the bad Nodes such that this agent reports some of them
+	// and not others (hashing decides; the first prefix that does wins).
+	var bad, names []string
+	for p := 0; ; p++ {
+		bad, names = nil, nil
+		for i := range 20 {
+			bad = append(bad, fmt.Sprintf("bad%d-%d", p, i))
+		}
+		for _, n := range nodes {
+			names = append(names, n.Name)
+		}
+		names = append(names, bad...)
+		mine := 0
+		for _, name := range bad {
+			if reports(slices.Values(names), true, name, selfName) {
+				mine++
+			}
+		}
+		if mine > 0 && mine < len(bad) {
+			break
+		}
+	}
+	for i, name := range bad {
+		nodes = append(nodes, kubeNode(name, created(2), withIP(fmt.Sprintf("192.168.78.%d", 1+i)),
+			withPodCIDR(fmt.Sprintf("10.245.%d.0/24", i)), withKey("not-a-key")))
+	}
+	r := newKube(t, nodes...)
+	r.src.reportEvery = false
+	r.start()
+	<-r.updates
+	for _, name := range bad {
+		if reports(slices.Values(names), true, name, selfName) {
+			r.waitEvents(name, ReasonNodeRejected, 1)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // Events are recorded asynchronously
+	for _, name := range bad {
+		want := 0
+		if reports(slices.Values(names), true, name, selfName) {
+			want = 1
+		}
+		if evs := r.events(name, ReasonNodeRejected); len(evs) != want {
+			t.Errorf("%s: %d Events, want %d", name, len(evs), want)
+		}
+		if r.logs.FilterMessage("node rejected").FilterField(zap.String("peer", name)).Len() != 1 {
+			t.Errorf("rejection of %s not logged once", name)
+		}
 	}
 }

@@ -39,7 +39,7 @@ func TestParseCacheMatchesFreshBuild(t *testing.T) {
 	}
 	nodes := map[string]*corev1.Node{}
 	cache := NewParseCache()
-	var last State
+	seen := newSeniority()
 	for step := range 300 {
 		name := fmt.Sprintf("node-%d", rng.IntN(8))
 		switch old, ok := nodes[name]; {
@@ -54,7 +54,8 @@ func TestParseCacheMatchesFreshBuild(t *testing.T) {
 		for _, n := range nodes {
 			list = append(list, n)
 		}
-		in := Input{Self: "node-0", SelfKey: pubKey(9), DefaultPort: 51820, Nodes: list, Incumbents: last.Incumbents()}
+		seen.sync(list)
+		in := Input{Self: "node-0", SelfKey: pubKey(9), DefaultPort: 51820, Nodes: list, Seen: seen.seen}
 		want := Build(in)
 		in.Cache = cache
 		got := Build(in)
@@ -67,7 +68,6 @@ func TestParseCacheMatchesFreshBuild(t *testing.T) {
 		if len(cache.entries) != len(nodes) {
 			t.Fatalf("step %d: cache holds %d entries for %d Nodes", step, len(cache.entries), len(nodes))
 		}
-		last = want
 	}
 }
 

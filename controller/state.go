@@ -37,18 +37,21 @@ type Input struct {
 	SelfKey     wgtun.Key // this agent's own public key; zero if none
 	DefaultPort uint16
 	Nodes       []*corev1.Node
-	// Incumbents are the nodes that were peers in the previous state. On a
-	// creation-time tie (timestamps have one-second resolution) they win
-	// over newcomers, so a Node created in the same second as an
-	// established one cannot take its pod CIDRs or key by its name.
-	Incumbents map[string]bool
+	// Seen is the order in which the source first saw each node (lower is
+	// earlier). On a creation-time tie (timestamps have one-second
+	// resolution) the node seen first wins, and any seen node over one
+	// not in Seen, so a Node created in the same second as an established
+	// one cannot take its pod CIDRs or key by its name. An order, not a
+	// set of winners, so that Build over unchanged Nodes gives the same
+	// result every time.
+	Seen map[string]uint64
 	// Cache, when set, keeps per-Node parse results between calls.
 	Cache *ParseCache
 }
 
 // Build validates every Node and returns the desired state. Conflicts are
 // settled by age: this node's own claims first, then older Nodes
-// (creationTimestamp, then incumbents, then name), so a newcomer can never take over pod CIDRs
+// (creationTimestamp, then the order they were seen in, then name), so a newcomer can never take over pod CIDRs
 // or a key that an established node already holds. Each rejected Node is
 // reported and skipped; it never affects the others.
 //
@@ -68,8 +71,9 @@ func Build(in Input) State {
 	for _, n := range in.Nodes {
 		if n != nil {
 			names[n.Name]++
+			seen, known := in.Seen[n.Name]
 			nodes = append(nodes, ranked{
-				self: n.Name == in.Self, incumbent: in.Incumbents[n.Name],
+				self: n.Name == in.Self, known: known, seen: seen,
 				created: n.CreationTimestamp.Time, name: n.Name, n: n,
 				p: in.Cache.parse(n, in.DefaultPort),
 			})
@@ -86,13 +90,13 @@ func Build(in Input) State {
 		if c := a.created.Compare(b.created); c != 0 {
 			return c
 		}
-		if a.incumbent != b.incumbent {
-			if a.incumbent {
+		if a.known != b.known {
+			if a.known {
 				return -1
 			}
 			return 1
 		}
-		return cmp.Compare(a.name, b.name)
+		return cmp.Or(cmp.Compare(a.seen, b.seen), cmp.Compare(a.name, b.name))
 	})
 	in.Cache.ranked(nodes)
 
@@ -173,15 +177,6 @@ func Build(in Input) State {
 	return st
 }
 
-// Incumbents returns the names of st's peers, for the next Build.
-func (st State) Incumbents() map[string]bool {
-	m := make(map[string]bool, len(st.Peers))
-	for _, p := range st.Peers {
-		m[p.Name] = true
-	}
-	return m
-}
-
 // Equal reports whether st and o are the same desired state. Typed, not
 // reflect.DeepEqual: it runs on every rebuild, over every peer.
 func (st State) Equal(o State) bool {
@@ -195,13 +190,14 @@ func (st State) Equal(o State) bool {
 
 // ranked is a Node with its sort keys, computed once: the sort compares
 // n log n times, and each comparison through the Node objects and the
-// incumbents map would chase pointers and hash a name again; in the
+// seen map would chase pointers and hash a name again; in the
 // informer's random order that sort dominated a rebuild of a large cluster
 // (docs/benchmarks.md).
 type ranked struct {
-	self, incumbent bool
-	created         time.Time
-	name            string
-	n               *corev1.Node
-	p               *parsed
+	self, known bool
+	seen        uint64
+	created     time.Time
+	name        string
+	n           *corev1.Node
+	p           *parsed
 }

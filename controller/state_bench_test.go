@@ -60,7 +60,9 @@ func benchBuild(b *testing.B, n int, cached bool) {
 	if cached {
 		in.Cache = NewParseCache()
 	}
-	in.Incumbents = Build(in).Incumbents()
+	seen := newSeniority()
+	seen.sync(in.Nodes)
+	in.Seen = seen.seen
 	if st := Build(in); len(st.Peers) != n-1 || len(st.Rejected) != 0 {
 		b.Fatalf("%d peers, %d rejected: %v", len(st.Peers), len(st.Rejected), st.Rejected)
 	}

@@ -413,10 +413,10 @@ func checkInvariants(t *testing.T, in Input, st State) {
 	}
 }
 
-// TestBuildIncumbentWinsCreationTie: creation timestamps have one-second
+// TestBuildSeniorWinsCreationTie: creation timestamps have one-second
 // resolution; a Node created in the same second as an established peer and
 // claiming its CIDR and key loses, whatever its name.
-func TestBuildIncumbentWinsCreationTie(t *testing.T) {
+func TestBuildSeniorWinsCreationTie(t *testing.T) {
 	same := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(n *corev1.Node) { n.CreationTimestamp = metav1.NewTime(same) }
 	real := mkNode("node2", at, withPodCIDRs("10.244.2.0/24"), withKey(testKey(2)), withIP("192.168.77.12"))
@@ -427,11 +427,14 @@ func TestBuildIncumbentWinsCreationTie(t *testing.T) {
 	if len(first.Peers) != 1 || first.Peers[0].Name != "node2" {
 		t.Fatalf("first state %+v", first)
 	}
-	st := Build(Input{Self: selfName, DefaultPort: 51820, Nodes: []*corev1.Node{self, real, evil}, Incumbents: first.Incumbents()})
+	seen := newSeniority()
+	seen.sync([]*corev1.Node{self, real})
+	seen.add(evil.Name)
+	st := Build(Input{Self: selfName, DefaultPort: 51820, Nodes: []*corev1.Node{self, real, evil}, Seen: seen.seen})
 	if len(st.Peers) != 1 || st.Peers[0].Name != "node2" || len(st.Rejected) != 1 || st.Rejected[0].Node != "a-evil" {
 		t.Fatalf("newcomer with the same timestamp took over: %+v", st)
 	}
-	// Without the incumbent, name decides (deterministic, documented).
+	// Seen together, name decides (deterministic, documented).
 	st = Build(Input{Self: selfName, DefaultPort: 51820, Nodes: []*corev1.Node{self, real, evil}})
 	if st.Peers[0].Name != "a-evil" {
 		t.Fatalf("tie without incumbents: %+v", st.Peers)

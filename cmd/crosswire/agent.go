@@ -51,7 +51,26 @@ func newAgentCommand() *cobra.Command {
 // nodeSource is where the agent learns the cluster's Nodes: a file or the
 // API server.
 type nodeSource interface {
-	Run(ctx context.Context, update func(controller.State)) error
+	Run(ctx context.Context, sink controller.Sink) error
+}
+
+// agentSink hands the sources' states and changes to the engine, and
+// their rejections to the status.
+type agentSink struct {
+	engine *proxy.Engine
+	status *agentstatus.Source
+}
+
+func (s agentSink) Replace(st controller.State) {
+	s.status.SetRejected(st.Rejected)
+	s.engine.Update(st.Desired())
+}
+
+func (s agentSink) Apply(c controller.Change) {
+	if c.RejectedChanged {
+		s.status.SetRejected(c.Rejected)
+	}
+	s.engine.Change(c.Delta())
 }
 
 func runAgent(ctx context.Context, o *options) error {
@@ -191,10 +210,7 @@ func runAgent(ctx context.Context, o *options) error {
 	}
 	ob.serve(gctx, g)
 	g.Go(func() error {
-		return src.Run(gctx, func(st controller.State) {
-			status.SetRejected(st.Rejected)
-			engine.Update(st.Desired())
-		})
+		return src.Run(gctx, agentSink{engine: engine, status: status})
 	})
 	err = g.Wait()
 	log.Info("agent stopping; datapath left in place (run `crosswire cleanup` to remove it)")

@@ -1,0 +1,334 @@
+package controller
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/crosswire/crosswire/proxy"
+	"github.com/crosswire/crosswire/wgtun"
+)
+
+// Change is what one or more Node events changed in the desired state: the
+// peers added or changed (whole), the peers removed (by name), and when
+// they changed, this node's own pod CIDRs and the list of rejections.
+type Change struct {
+	Upsert []proxy.Peer
+	Remove []string
+
+	LocalChanged bool
+	SelfFound    bool
+	Local        []netip.Prefix
+
+	// RejectedChanged says Rejected is the new full list of rejections
+	// (they are few; a consumer replaces its list).
+	RejectedChanged bool
+	Rejected        []Rejection
+	// Rejections are the nodes whose rejection reasons changed, with the
+	// new reasons joined ("" when no longer rejected): what to log and
+	// report as Events.
+	Rejections map[string]string
+}
+
+// Empty reports whether c changes nothing.
+func (c Change) Empty() bool {
+	return len(c.Upsert) == 0 && len(c.Remove) == 0 && !c.LocalChanged && !c.RejectedChanged
+}
+
+// Tracker keeps the desired state up to date one Node at a time, in time
+// and memory proportional to what a Node event touches, not to the size
+// of the cluster.
+//
+// Build settles conflicts (overlapping pod CIDRs, a shared key, an
+// endpoint inside a pod CIDR) by age across all Nodes, but a Node's fate
+// depends only on the Nodes it could conflict with, and theirs on the
+// Nodes they could conflict with, and so on. Set finds that group (its
+// conflict component: almost always the one Node) through indexes of every
+// Node's pod CIDRs, keys and endpoints, runs Build on it alone and reports
+// the difference. Build over all Nodes stays the reference: Reset uses it,
+// and the tests check that a random series of Set calls ends where Build
+// over the final Nodes does.
+//
+// Not safe for concurrent use.
+type Tracker struct {
+	self        string
+	selfKey     wgtun.Key
+	defaultPort uint16
+
+	nodes map[string]*tracked
+	seen  *seniority
+	cidrs *prefixIndex
+	keys  map[wgtun.Key]names
+	eps   *addrIndex
+
+	peers     map[string]proxy.Peer
+	rejected  map[string][]Rejection
+	selfFound bool
+	local     []netip.Prefix
+}
+
+// tracked is one Node and what crosswire parsed out of it.
+type tracked struct {
+	n *corev1.Node
+	p *parsed
+}
+
+// NewTracker returns an empty tracker for the node named self, whose own
+// key is selfKey; defaultPort is Input.DefaultPort.
+func NewTracker(self string, selfKey wgtun.Key, defaultPort uint16) *Tracker {
+	t := &Tracker{self: self, selfKey: selfKey, defaultPort: defaultPort, seen: newSeniority()}
+	t.clear()
+	return t
+}
+
+func (t *Tracker) clear() {
+	t.nodes = map[string]*tracked{}
+	t.cidrs = newPrefixIndex()
+	t.keys = map[wgtun.Key]names{}
+	t.eps = newAddrIndex()
+	t.peers = map[string]proxy.Peer{}
+	t.rejected = map[string][]Rejection{}
+	t.selfFound, t.local = false, nil
+}
+
+// Reset replaces every Node with nodes and returns the state Build
+// computes over them. Nodes the tracker knew keep their seniority.
+func (t *Tracker) Reset(nodes []*corev1.Node) State {
+	t.clear()
+	t.seen.sync(nodes)
+	for _, n := range nodes {
+		if n != nil {
+			t.index(n)
+		}
+	}
+	st := Build(Input{Self: t.self, SelfKey: t.selfKey, DefaultPort: t.defaultPort, Nodes: nodes, Seen: t.seen.seen})
+	for _, p := range st.Peers {
+		t.peers[p.Name] = p
+	}
+	for _, rj := range st.Rejected {
+		t.rejected[rj.Node] = append(t.rejected[rj.Node], rj)
+	}
+	t.selfFound, t.local = st.SelfFound, slices.Clone(st.Local)
+	return st
+}
+
+// State returns the whole current state, as Build would.
+func (t *Tracker) State() State {
+	st := State{SelfFound: t.selfFound, Local: slices.Clone(t.local)}
+	st.Peers = make([]proxy.Peer, 0, len(t.peers))
+	for _, p := range t.peers {
+		p.PodCIDRs = slices.Clone(p.PodCIDRs)
+		st.Peers = append(st.Peers, p)
+	}
+	slices.SortFunc(st.Peers, func(a, b proxy.Peer) int { return cmp.Compare(a.Name, b.Name) })
+	st.Rejected = t.rejectedList()
+	return st
+}
+
+func (t *Tracker) rejectedList() []Rejection {
+	var out []Rejection
+	for _, rs := range t.rejected {
+		out = append(out, rs...)
+	}
+	slices.SortFunc(out, func(a, b Rejection) int {
+		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Reason, b.Reason))
+	})
+	return out
+}
+
+// Set records Node n under name (nil: the Node is gone) and returns what
+// changed in the state.
+func (t *Tracker) Set(name string, n *corev1.Node) Change {
+	if n != nil && n.Name != name {
+		n = nil // only a broken caller; never index a Node under another name
+	}
+	group := map[string]bool{name: true}
+	if old, ok := t.nodes[name]; ok {
+		// Those the old version conflicted with may be free now.
+		t.neighbours(old, group)
+		t.unindex(name, old)
+	}
+	if n != nil {
+		t.seen.add(name)
+		t.neighbours(t.index(n), group)
+	} else {
+		t.seen.remove(name)
+	}
+	t.closure(group)
+
+	members := make([]*corev1.Node, 0, len(group))
+	for m := range group {
+		if tn, ok := t.nodes[m]; ok {
+			members = append(members, tn.n)
+		}
+	}
+	st := Build(Input{Self: t.self, SelfKey: t.selfKey, DefaultPort: t.defaultPort, Nodes: members, Seen: t.seen.seen})
+	return t.merge(group, st)
+}
+
+// merge replaces the results of the nodes in group with st, Build's result
+// over exactly them, and returns the difference.
+func (t *Tracker) merge(group map[string]bool, st State) Change {
+	var c Change
+	newPeers := make(map[string]proxy.Peer, len(st.Peers))
+	for _, p := range st.Peers {
+		newPeers[p.Name] = p
+	}
+	newRejected := map[string][]Rejection{}
+	for _, rj := range st.Rejected {
+		newRejected[rj.Node] = append(newRejected[rj.Node], rj)
+	}
+	// Sorted, so that a Change never depends on map order.
+	order := make([]string, 0, len(group))
+	for m := range group {
+		order = append(order, m)
+	}
+	slices.Sort(order)
+	for _, m := range order {
+		old, had := t.peers[m]
+		p, has := newPeers[m]
+		switch {
+		case has && (!had || !samePeer(old, p)):
+			t.peers[m] = p
+			c.Upsert = append(c.Upsert, p)
+		case had && !has:
+			delete(t.peers, m)
+			c.Remove = append(c.Remove, m)
+		}
+		if rs := newRejected[m]; !slices.Equal(rs, t.rejected[m]) {
+			if c.Rejections == nil {
+				c.Rejections = map[string]string{}
+			}
+			c.Rejections[m] = joinReasons(rs)
+			if len(rs) == 0 {
+				delete(t.rejected, m)
+			} else {
+				t.rejected[m] = rs
+			}
+			c.RejectedChanged = true
+		}
+	}
+	if group[t.self] && (st.SelfFound != t.selfFound || !slices.Equal(st.Local, t.local)) {
+		t.selfFound, t.local = st.SelfFound, slices.Clone(st.Local)
+		c.LocalChanged = true
+	}
+	c.SelfFound, c.Local = t.selfFound, slices.Clone(t.local)
+	if c.RejectedChanged {
+		c.Rejected = t.rejectedList()
+	}
+	return c
+}
+
+func samePeer(a, b proxy.Peer) bool {
+	return a.Name == b.Name && a.PublicKey == b.PublicKey && a.Endpoint == b.Endpoint &&
+		slices.Equal(a.PodCIDRs, b.PodCIDRs)
+}
+
+// joinReasons is the one message for a node's rejections, "" for none.
+func joinReasons(rs []Rejection) string {
+	var s string
+	for i, r := range rs {
+		if i > 0 {
+			s += "; "
+		}
+		s += r.Reason
+	}
+	return s
+}
+
+// index parses n and enters it in the indexes.
+func (t *Tracker) index(n *corev1.Node) *tracked {
+	tn := &tracked{n: n, p: parseNode(n, t.defaultPort)}
+	t.nodes[n.Name] = tn
+	if tn.p.cidrErr == nil {
+		for _, p := range tn.p.info.PodCIDRs {
+			t.cidrs.add(p, n.Name)
+		}
+	}
+	if tn.p.keyErr == nil && !tn.p.key.IsZero() {
+		t.keys[tn.p.key] = t.keys[tn.p.key].add(n.Name)
+	}
+	if tn.p.endpointErr == nil && tn.p.endpoint.IsValid() {
+		t.eps.add(tn.p.endpoint.Addr(), n.Name)
+	}
+	return tn
+}
+
+func (t *Tracker) unindex(name string, tn *tracked) {
+	delete(t.nodes, name)
+	if tn.p.cidrErr == nil {
+		for _, p := range tn.p.info.PodCIDRs {
+			t.cidrs.remove(p, name)
+		}
+	}
+	if tn.p.keyErr == nil && !tn.p.key.IsZero() {
+		if ns := t.keys[tn.p.key].remove(name); len(ns) > 0 {
+			t.keys[tn.p.key] = ns
+		} else {
+			delete(t.keys, tn.p.key)
+		}
+	}
+	if tn.p.endpointErr == nil && tn.p.endpoint.IsValid() {
+		t.eps.remove(tn.p.endpoint.Addr(), name)
+	}
+}
+
+// neighbours adds to group every indexed node tn could conflict with: one
+// claiming an overlapping pod CIDR, holding the same key, publishing an
+// endpoint inside tn's pod CIDRs, or claiming a CIDR that holds tn's
+// endpoint. It over-approximates (a node rejected for its key still
+// indexes its key), which only makes a group larger than it must be.
+func (t *Tracker) neighbours(tn *tracked, group map[string]bool) {
+	add := func(n string) { group[n] = true }
+	if tn.p.cidrErr == nil {
+		for _, p := range tn.p.info.PodCIDRs {
+			t.cidrs.overlapping(p, add)
+			t.eps.inside(p, add)
+		}
+	}
+	if tn.p.keyErr == nil && !tn.p.key.IsZero() {
+		for _, n := range t.keys[tn.p.key] {
+			add(n)
+		}
+	}
+	if tn.p.endpointErr == nil && tn.p.endpoint.IsValid() {
+		t.cidrs.containing(tn.p.endpoint.Addr(), add)
+	}
+}
+
+// closure grows group to every node reachable through neighbours.
+func (t *Tracker) closure(group map[string]bool) {
+	queue := make([]string, 0, len(group))
+	for m := range group {
+		queue = append(queue, m)
+	}
+	done := map[string]bool{}
+	for len(queue) > 0 {
+		m := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		if done[m] {
+			continue
+		}
+		done[m] = true
+		tn, ok := t.nodes[m]
+		if !ok {
+			continue
+		}
+		before := len(group)
+		t.neighbours(tn, group)
+		if len(group) != before {
+			for n := range group {
+				if !done[n] {
+					queue = append(queue, n)
+				}
+			}
+		}
+	}
+}
+
+// Delta is the part of c the engine applies.
+func (c Change) Delta() proxy.Delta {
+	return proxy.Delta{Upsert: c.Upsert, Remove: c.Remove, LocalChanged: c.LocalChanged, Local: c.Local}
+}
