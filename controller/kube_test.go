@@ -716,7 +716,9 @@ func TestKubeCancelNoLeak(t *testing.T) {
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- r.src.Run(ctx, Materialize(func(State) { t.Error("update called before the cache synced") })) }()
+		go func() {
+			done <- r.src.Run(ctx, Materialize(func(State) { t.Error("update called before the cache synced") }))
+		}()
 		<-listed
 		cancel()
 		select {

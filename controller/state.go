@@ -45,8 +45,6 @@ type Input struct {
 	// set of winners, so that Build over unchanged Nodes gives the same
 	// result every time.
 	Seen map[string]uint64
-	// Cache, when set, keeps per-Node parse results between calls.
-	Cache *ParseCache
 }
 
 // Build validates every Node and returns the desired state. Conflicts are
@@ -63,8 +61,6 @@ type Input struct {
 // Peers are sorted by name, Rejected by node name then reason; the result
 // does not depend on the order of in.Nodes.
 func Build(in Input) State {
-	in.Cache.begin()
-	defer in.Cache.end()
 	var st State
 	names := make(map[string]int, len(in.Nodes))
 	nodes := make([]ranked, 0, len(in.Nodes))
@@ -75,11 +71,10 @@ func Build(in Input) State {
 			nodes = append(nodes, ranked{
 				self: n.Name == in.Self, known: known, seen: seen,
 				created: n.CreationTimestamp.Time, name: n.Name, n: n,
-				p: in.Cache.parse(n, in.DefaultPort),
+				p: parseNode(n, in.DefaultPort),
 			})
 		}
 	}
-	nodes = in.Cache.presort(nodes)
 	slices.SortFunc(nodes, func(a, b ranked) int {
 		if a.self != b.self {
 			if a.self {
@@ -98,7 +93,6 @@ func Build(in Input) State {
 		}
 		return cmp.Or(cmp.Compare(a.seen, b.seen), cmp.Compare(a.name, b.name))
 	})
-	in.Cache.ranked(nodes)
 
 	claimed := newClaims(len(nodes))
 	keys := make(map[wgtun.Key]string, len(nodes))

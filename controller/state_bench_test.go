@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/crosswire/crosswire/wgtun"
 )
 
 // scaleNodes returns n Nodes as a large cluster has them: one /24 pod CIDR
@@ -32,21 +34,58 @@ func scaleNodes(n int) []*corev1.Node {
 	return nodes
 }
 
-// BenchmarkBuild is the rebuild every Node event costs the agent: the
-// Nodes in the informer's (random) order, with the agent's parse cache
-// ("cached") and without (the nodes file).
+// BenchmarkBuild is a full rebuild (the start, the periodic check, the
+// nodes file): the Nodes in the informer's (random) order.
 func BenchmarkBuild(b *testing.B) {
-	for _, cached := range []bool{false, true} {
-		for _, n := range []int{100, 1000, 5000} {
-			b.Run(fmt.Sprintf("cached=%v/%d", cached, n), func(b *testing.B) { benchBuild(b, n, cached) })
-		}
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			nodes, selfKey := benchNodes(b, n)
+			seen := newSeniority()
+			seen.sync(nodes)
+			in := Input{Self: "self", SelfKey: selfKey, DefaultPort: 51820, Nodes: nodes, Seen: seen.seen}
+			if st := Build(in); len(st.Peers) != n-1 || len(st.Rejected) != 0 {
+				b.Fatalf("%d peers, %d rejected: %v", len(st.Peers), len(st.Rejected), st.Rejected)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				Build(in)
+			}
+		})
 	}
 }
 
-func benchBuild(b *testing.B, n int, cached bool) {
+// BenchmarkNodeEvent is what one Node event costs the controller at each
+// cluster size: a peer's key changes (alternating between two values), the
+// Tracker decides it and returns the Change. Time and allocations per
+// event must not grow with the cluster (compare the sizes).
+func BenchmarkNodeEvent(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			nodes, selfKey := benchNodes(b, n)
+			tr := NewTracker("self", selfKey, 51820)
+			if st := tr.Reset(nodes); len(st.Peers) != n-1 {
+				b.Fatalf("%d peers", len(st.Peers))
+			}
+			target := nodes[n/2]
+			versions := [2]*corev1.Node{target.DeepCopy(), target.DeepCopy()}
+			versions[1].Annotations[AnnotationPublicKey] = testKey(0xfe)
+			b.ReportAllocs()
+			i := 1 // versions[0] is what the tracker holds
+			for b.Loop() {
+				c := tr.Set(target.Name, versions[i%2])
+				if len(c.Upsert) != 1 {
+					b.Fatalf("change %+v", c)
+				}
+				i++
+			}
+		})
+	}
+}
+
+func benchNodes(b *testing.B, n int) ([]*corev1.Node, wgtun.Key) {
 	nodes := scaleNodes(n)
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
-	in := Input{Self: "self", DefaultPort: 51820, Nodes: nodes}
+	var selfKey wgtun.Key
 	for i, nd := range nodes {
 		nd.UID, nd.ResourceVersion = types.UID(fmt.Sprint("uid-", i)), "1"
 		if nd.Name == "self" {
@@ -54,21 +93,8 @@ func benchBuild(b *testing.B, n int, cached bool) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			in.SelfKey = k
+			selfKey = k
 		}
 	}
-	if cached {
-		in.Cache = NewParseCache()
-	}
-	seen := newSeniority()
-	seen.sync(in.Nodes)
-	in.Seen = seen.seen
-	if st := Build(in); len(st.Peers) != n-1 || len(st.Rejected) != 0 {
-		b.Fatalf("%d peers, %d rejected: %v", len(st.Peers), len(st.Rejected), st.Rejected)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		Build(in)
-	}
+	return nodes, selfKey
 }

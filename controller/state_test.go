@@ -440,3 +440,35 @@ func TestBuildSeniorWinsCreationTie(t *testing.T) {
 		t.Fatalf("tie without incumbents: %+v", st.Peers)
 	}
 }
+
+func TestStateEqual(t *testing.T) {
+	base := State{SelfFound: true, Local: pfx("10.0.0.0/24"),
+		Peers:    []proxy.Peer{{Name: "a", PublicKey: pubKey(1), PodCIDRs: pfx("10.1.0.0/24")}},
+		Rejected: []Rejection{{"b", "why", GroupOther}}}
+	clone := func() State {
+		c := base
+		c.Local = append([]netip.Prefix(nil), base.Local...)
+		c.Peers = []proxy.Peer{base.Peers[0]}
+		c.Peers[0].PodCIDRs = pfx("10.1.0.0/24")
+		c.Rejected = append([]Rejection(nil), base.Rejected...)
+		return c
+	}
+	if !base.Equal(clone()) {
+		t.Fatal("a copy is not Equal")
+	}
+	for name, mutate := range map[string]func(*State){
+		"self":     func(s *State) { s.SelfFound = false },
+		"local":    func(s *State) { s.Local = pfx("10.0.1.0/24") },
+		"key":      func(s *State) { s.Peers[0].PublicKey = pubKey(2) },
+		"endpoint": func(s *State) { s.Peers[0].Endpoint = netip.MustParseAddrPort("192.0.2.1:1") },
+		"cidrs":    func(s *State) { s.Peers[0].PodCIDRs = pfx("10.1.0.0/24", "10.2.0.0/24") },
+		"peers":    func(s *State) { s.Peers = nil },
+		"rejected": func(s *State) { s.Rejected[0].Reason = "other" },
+	} {
+		c := clone()
+		mutate(&c)
+		if base.Equal(c) || c.Equal(base) {
+			t.Errorf("%s: a changed state is Equal", name)
+		}
+	}
+}

@@ -145,16 +145,23 @@ func (t *Tracker) Set(name string, n *corev1.Node) Change {
 		n = nil // only a broken caller; never index a Node under another name
 	}
 	group := map[string]bool{name: true}
-	if old, ok := t.nodes[name]; ok {
+	old := t.nodes[name]
+	if old != nil {
 		// Those the old version conflicted with may be free now.
 		t.neighbours(old, group)
-		t.unindex(name, old)
 	}
+	var now *tracked
 	if n != nil {
+		now = &tracked{n: n, p: parseNode(n, t.defaultPort)}
+		t.nodes[name] = now
 		t.seen.add(name)
-		t.neighbours(t.index(n), group)
 	} else {
+		delete(t.nodes, name)
 		t.seen.remove(name)
+	}
+	t.reindex(name, old, now)
+	if now != nil {
+		t.neighbours(now, group)
 	}
 	t.closure(group)
 
@@ -239,40 +246,71 @@ func joinReasons(rs []Rejection) string {
 }
 
 // index parses n and enters it in the indexes.
-func (t *Tracker) index(n *corev1.Node) *tracked {
+func (t *Tracker) index(n *corev1.Node) {
 	tn := &tracked{n: n, p: parseNode(n, t.defaultPort)}
 	t.nodes[n.Name] = tn
-	if tn.p.cidrErr == nil {
-		for _, p := range tn.p.info.PodCIDRs {
-			t.cidrs.add(p, n.Name)
-		}
-	}
-	if tn.p.keyErr == nil && !tn.p.key.IsZero() {
-		t.keys[tn.p.key] = t.keys[tn.p.key].add(n.Name)
-	}
-	if tn.p.endpointErr == nil && tn.p.endpoint.IsValid() {
-		t.eps.add(tn.p.endpoint.Addr(), n.Name)
-	}
-	return tn
+	t.reindex(n.Name, nil, tn)
 }
 
-func (t *Tracker) unindex(name string, tn *tracked) {
-	delete(t.nodes, name)
-	if tn.p.cidrErr == nil {
-		for _, p := range tn.p.info.PodCIDRs {
+// reindex moves node name's index entries from what old claims to what now
+// claims (either may be nil), touching only what differs: a Node event
+// that changes a key leaves the pod CIDR and endpoint indexes alone.
+func (t *Tracker) reindex(name string, old, now *tracked) {
+	oldCIDRs, newCIDRs := old.cidrs(), now.cidrs()
+	for _, p := range oldCIDRs {
+		if !slices.Contains(newCIDRs, p) {
 			t.cidrs.remove(p, name)
 		}
 	}
-	if tn.p.keyErr == nil && !tn.p.key.IsZero() {
-		if ns := t.keys[tn.p.key].remove(name); len(ns) > 0 {
-			t.keys[tn.p.key] = ns
-		} else {
-			delete(t.keys, tn.p.key)
+	for _, p := range newCIDRs {
+		if !slices.Contains(oldCIDRs, p) {
+			t.cidrs.add(p, name)
 		}
 	}
-	if tn.p.endpointErr == nil && tn.p.endpoint.IsValid() {
-		t.eps.remove(tn.p.endpoint.Addr(), name)
+	if ok, nk := old.indexedKey(), now.indexedKey(); ok != nk {
+		if !ok.IsZero() {
+			if ns := t.keys[ok].remove(name); len(ns) > 0 {
+				t.keys[ok] = ns
+			} else {
+				delete(t.keys, ok)
+			}
+		}
+		if !nk.IsZero() {
+			t.keys[nk] = t.keys[nk].add(name)
+		}
 	}
+	if oe, ne := old.indexedEndpoint(), now.indexedEndpoint(); oe != ne {
+		if oe.IsValid() {
+			t.eps.remove(oe, name)
+		}
+		if ne.IsValid() {
+			t.eps.add(ne, name)
+		}
+	}
+}
+
+// cidrs are the pod CIDRs tn is indexed under: none when they do not parse.
+func (tn *tracked) cidrs() []netip.Prefix {
+	if tn == nil || tn.p.cidrErr != nil {
+		return nil
+	}
+	return tn.p.info.PodCIDRs
+}
+
+// indexedKey is the key tn is indexed under, zero for none.
+func (tn *tracked) indexedKey() wgtun.Key {
+	if tn == nil || tn.p.keyErr != nil {
+		return wgtun.Key{}
+	}
+	return tn.p.key
+}
+
+// indexedEndpoint is the endpoint address tn is indexed under.
+func (tn *tracked) indexedEndpoint() netip.Addr {
+	if tn == nil || tn.p.endpointErr != nil || !tn.p.endpoint.IsValid() {
+		return netip.Addr{}
+	}
+	return tn.p.endpoint.Addr()
 }
 
 // neighbours adds to group every indexed node tn could conflict with: one
@@ -282,19 +320,17 @@ func (t *Tracker) unindex(name string, tn *tracked) {
 // indexes its key), which only makes a group larger than it must be.
 func (t *Tracker) neighbours(tn *tracked, group map[string]bool) {
 	add := func(n string) { group[n] = true }
-	if tn.p.cidrErr == nil {
-		for _, p := range tn.p.info.PodCIDRs {
-			t.cidrs.overlapping(p, add)
-			t.eps.inside(p, add)
-		}
+	for _, p := range tn.cidrs() {
+		t.cidrs.overlapping(p, add)
+		t.eps.inside(p, add)
 	}
-	if tn.p.keyErr == nil && !tn.p.key.IsZero() {
-		for _, n := range t.keys[tn.p.key] {
+	if k := tn.indexedKey(); !k.IsZero() {
+		for _, n := range t.keys[k] {
 			add(n)
 		}
 	}
-	if tn.p.endpointErr == nil && tn.p.endpoint.IsValid() {
-		t.cidrs.containing(tn.p.endpoint.Addr(), add)
+	if a := tn.indexedEndpoint(); a.IsValid() {
+		t.cidrs.containing(a, add)
 	}
 }
 

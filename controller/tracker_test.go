@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-
 )
 
 // randomNode draws a Node from a small universe built to collide: a few
@@ -66,7 +65,7 @@ func TestTrackerMatchesBuild(t *testing.T) {
 		tr := NewTracker("self", pubKey(9), 51820)
 		current := map[string]*corev1.Node{}
 		seen := newSeniority() // the test's own record of who came first
-		var applied State // the Changes, applied in order
+		var applied State      // the Changes, applied in order
 		for step := range 40 {
 			name := names[rng.IntN(len(names))]
 			var c Change
