@@ -79,6 +79,7 @@ type onDemand struct {
 	// by Device.setMu.
 	guard       *inboundGuard
 	unconfirmed map[*odPeer]struct{}
+	replays     *replayCache
 
 	reqs      chan *odRequest
 	busySince atomic.Int64 // UnixNano the activator started its batch; 0 when idle
@@ -138,6 +139,7 @@ func newOnDemand(idle time.Duration, pub Key, log *zap.Logger) *onDemand {
 		peers:       map[Key]*odPeer{},
 		guard:       newInboundGuard(pub, time.Now()),
 		unconfirmed: map[*odPeer]struct{}{},
+		replays:     newReplayCache(replayCacheSize),
 		reqs:        make(chan *odRequest, maxActivationBatch),
 		stop:        make(chan struct{}),
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
 )
 
 // onDemandBind activates the peers that incoming datagrams come from, by
@@ -37,8 +38,9 @@ func (b *onDemandBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 // that is over). Peers are matched by endpoint IP only: the remote's port
 // may differ from the configured one (NAT), and every inactive peer with
 // that IP is a candidate. A datagram asks for a candidate's activation only
-// if the inbound guard admits it (ondemand_guard.go); wireguard-go gets
-// every datagram either way and judges it as it always does.
+// if the inbound guard admits it (ondemand_guard.go). wireguard-go gets
+// every datagram and judges it as it always does, except replayed
+// initiations (ondemand_replay.go), which it gets with size 0, i.e. skips.
 func (od *onDemand) receiveFunc(fn conn.ReceiveFunc) conn.ReceiveFunc {
 	// The last source's peers, for the next datagram from it (a GRO batch
 	// is mostly one peer's). Only this function's goroutine uses them:
@@ -58,6 +60,21 @@ func (od *onDemand) receiveFunc(fn conn.ReceiveFunc) conn.ReceiveFunc {
 		var want, handshake []*odPeer // allocated only when there is something to do
 		var now time.Time
 		for i := range n {
+			msg := packets[i][:sizes[i]]
+			// Initiations are rare (one per peer per two minutes): check
+			// every one against the replay cache.
+			var kind wgMsgKind
+			classified, macOK := false, false
+			if len(msg) == device.MessageInitiationSize && msg[0] == device.MessageInitiationType {
+				kind, classified = classifyMsg(msg), true
+				if kind == msgInitiation {
+					if macOK = od.guard.mac1.valid(mac, msg); macOK && od.replays.replayed(msg) {
+						sizes[i] = 0
+						od.guard.refused[refReplay].Add(1)
+						continue
+					}
+				}
+			}
 			if eps[i] == nil {
 				continue
 			}
@@ -67,21 +84,21 @@ func (od *onDemand) receiveFunc(fn conn.ReceiveFunc) conn.ReceiveFunc {
 			if lastPeers.first == nil {
 				continue
 			}
-			msg := packets[i][:sizes[i]]
-			var kind wgMsgKind
-			classified := false // only for inactive peers: most datagrams are for active ones
 			for j := -1; j < len(lastPeers.more); j++ {
 				p := lastPeers.first
 				if j >= 0 {
 					p = lastPeers.more[j]
 				}
 				if p.active.Load() {
-					continue
+					continue // most datagrams: nothing to classify
 				}
 				if !classified {
-					kind, now, classified = classifyMsg(msg), time.Now(), true
+					kind, classified = classifyMsg(msg), true
 				}
-				if od.admit(p, kind, msg, mac, now) {
+				if now.IsZero() {
+					now = time.Now()
+				}
+				if od.admit(p, kind, macOK, now) {
 					want = append(want, p)
 					if kind == msgTransport {
 						handshake = append(handshake, p)

@@ -14,11 +14,11 @@ import (
 type wgMsgKind uint8
 
 const (
-	msgMalformed  wgMsgKind = iota // no WireGuard message wireguard-go would read
-	msgInitiation                  // type 1, exactly 148 bytes
-	msgResponse                    // type 2, exactly 92 bytes
-	msgCookieReply                 // type 3, exactly 64 bytes
-	msgTransport                   // type 4, header + padded content + tag
+	msgMalformed   wgMsgKind = iota // no WireGuard message wireguard-go would read
+	msgInitiation                   // type 1, exactly 148 bytes
+	msgResponse                     // type 2, exactly 92 bytes
+	msgCookieReply                  // type 3, exactly 64 bytes
+	msgTransport                    // type 4, header + padded content + tag
 )
 
 // classifyMsg returns the kind of the datagram msg. The type is a

@@ -1,7 +1,6 @@
 package wgtun
 
 import (
-	"hash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,10 +71,13 @@ const (
 	RefusedUnexpected  = "unexpected"
 	RefusedPendingCap  = "pending_cap"
 	RefusedRateLimited = "rate_limited"
+	// RefusedReplay counts copies of recent initiations, dropped before
+	// wireguard-go (ondemand_replay.go), from any source.
+	RefusedReplay = "replay"
 )
 
-// RefusalReasons lists every reason, in the guard's order.
-var RefusalReasons = []string{RefusedMalformed, RefusedMAC1, RefusedUnexpected, RefusedPendingCap, RefusedRateLimited}
+// RefusalReasons lists every reason, in the guard's order, replays last.
+var RefusalReasons = []string{RefusedMalformed, RefusedMAC1, RefusedUnexpected, RefusedPendingCap, RefusedRateLimited, RefusedReplay}
 
 type refusal int
 
@@ -85,6 +87,7 @@ const (
 	refUnexpected
 	refPendingCap
 	refRateLimited
+	refReplay
 	nRefusals
 )
 
@@ -137,15 +140,15 @@ func (g *inboundGuard) mayHaveSession(p *odPeer, now time.Time) bool {
 
 // admit decides whether msg, received from the endpoint IP of the inactive
 // peer p, may ask for p's activation, and counts a refusal. kind is
-// classifyMsg(msg) and mac is the caller's mac1 hash. On true, p holds a
+// classifyMsg(msg), and macOK whether an initiation's mac1 is valid. On true, p holds a
 // pending slot that the caller must hand to the activator or release.
-func (od *onDemand) admit(p *odPeer, kind wgMsgKind, msg []byte, mac hash.Hash, now time.Time) bool {
+func (od *onDemand) admit(p *odPeer, kind wgMsgKind, macOK bool, now time.Time) bool {
 	g := od.guard
 	var r refusal
 	switch {
 	case kind == msgMalformed:
 		r = refMalformed
-	case kind == msgInitiation && !g.mac1.valid(mac, msg):
+	case kind == msgInitiation && !macOK:
 		r = refMAC1
 	case kind == msgResponse || kind == msgCookieReply || (kind == msgTransport && !g.mayHaveSession(p, now)):
 		r = refUnexpected
