@@ -81,8 +81,8 @@ func (od *onDemand) receiveFunc(fn conn.ReceiveFunc) conn.ReceiveFunc {
 			if ip := eps[i].DstIP(); tab != lastTab || ip != lastIP {
 				lastTab, lastIP, lastPeers = tab, ip, tab.byEndpoint(ip)
 			}
-			if lastPeers.first == nil {
-				continue
+			if first := lastPeers.first; first == nil || (len(lastPeers.more) == 0 && first.active.Load()) {
+				continue // most datagrams: from an active peer, or from no peer's address
 			}
 			for j := -1; j < len(lastPeers.more); j++ {
 				p := lastPeers.first
@@ -90,7 +90,7 @@ func (od *onDemand) receiveFunc(fn conn.ReceiveFunc) conn.ReceiveFunc {
 					p = lastPeers.more[j]
 				}
 				if p.active.Load() {
-					continue // most datagrams: nothing to classify
+					continue
 				}
 				if !classified {
 					kind, classified = classifyMsg(msg), true
