@@ -114,12 +114,14 @@ func (c *udpCapture) first(dst netip.AddrPort, kind wgMsgKind) []byte {
 
 // TestOnDemandSpoofFlood: a flood of spoofed datagrams from the endpoint
 // address of every desired peer (junk, truncated and re-typed messages,
-// responses, cookie replies, and replays of a real handshake initiation
-// and real transport data captured from the wire) at an on-demand device:
-// the peers it configures stay within the guard's cap, the refusals are
-// counted by reason, goroutines stay flat, our own traffic still
-// activates its peer during the flood, and once the flood stops only the
-// real peer is left.
+// initiations without a valid mac1, responses, cookie replies, and replays
+// of a real handshake initiation and real transport data captured from the
+// wire) at an on-demand device: the peers it configures stay within the
+// guard's cap (which the flood reaches: the replayed transport data is
+// admitted within the session window after start, from 101 addresses),
+// the refusals are counted by reason, goroutines stay flat, our own
+// traffic still activates its peer during the flood, and once the flood
+// stops only the real peer is left.
 func TestOnDemandSpoofFlood(t *testing.T) {
 	p := newODPair(t, time.Minute)
 
@@ -181,7 +183,7 @@ func TestOnDemandSpoofFlood(t *testing.T) {
 	}
 	msgs := [][]byte{
 		junk, junk[:7], initiation[:100], append(bytes.Clone(initiation), 0),
-		initiation, transport, withType(2, 92), withType(3, 64), withType(4, 49),
+		initiation, transport, withType(1, 148), withType(2, 92), withType(3, 64), withType(4, 49),
 	}
 
 	before := runtime.NumGoroutine()
@@ -271,11 +273,14 @@ func TestOnDemandSpoofFlood(t *testing.T) {
 	if maxPeers > bound {
 		t.Errorf("the flood configured %d peers, bound %d", maxPeers, bound)
 	}
+	if maxPeers < maxPendingInbound {
+		t.Errorf("the flood configured at most %d peers: it never reached the cap (%d), so the bound above proves nothing", maxPeers, maxPendingInbound)
+	}
 	// wireguard-go runs a few goroutines per configured peer.
 	if limit := before + 4*bound + 20; maxGoroutines > limit {
 		t.Errorf("goroutines rose from %d to %d under the flood (limit %d)", before, maxGoroutines, limit)
 	}
-	for _, r := range []string{RefusedMalformed, RefusedUnexpected} {
+	for _, r := range []string{RefusedMalformed, RefusedMAC1, RefusedUnexpected, RefusedReplay} {
 		if refused[r] == 0 {
 			t.Errorf("no %s refusals counted: %v", r, refused)
 		}
