@@ -107,6 +107,9 @@ type odPeer struct {
 	// Guarded by Device.setMu.
 	activatedAt time.Time
 	rx, tx      uint64 // byte counters at the previous trim check
+	// wantData: activated for transport data of a lost session; only data
+	// from the peer after the new handshake confirms it (confirmInbound).
+	wantData bool
 }
 
 // odRequest asks the activator to configure peers; done is closed when it
@@ -291,6 +294,7 @@ func (d *Device) activatePeers(batch []*odRequest) (handshake []*odPeer) {
 			od.markActive(p, now)
 			if p.pending.Load() && !slices.Contains(outbound, p) {
 				od.unconfirmed[p] = struct{}{}
+				p.wantData = slices.ContainsFunc(batch, func(r *odRequest) bool { return r.inbound && slices.Contains(r.handshake, p) })
 			}
 		}
 		d.log.Debug("on-demand: configured peers", zap.Int("activated", len(todo)),

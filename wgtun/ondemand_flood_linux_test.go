@@ -347,3 +347,69 @@ func pingRetry(ns, dst string, tries int) error {
 	}
 	return err
 }
+
+// TestOnDemandForgedDataExpires: replayed transport data from a real
+// peer's address (inside the session window after start) activates the
+// peer, and the handshake we start completes, as the real remote answers
+// it; but no data follows, so the activation is not confirmed and the
+// peer is removed after unconfirmedTimeout. Real data confirms instead.
+func TestOnDemandForgedDataExpires(t *testing.T) {
+	p := newODPair(t, time.Minute)
+	capA := startUDPCapture(t, p.n.a, "va")
+	if err := pingOnce(p.n.b, "10.99.0.1", 2); err != nil {
+		t.Fatal(err)
+	}
+	aAddr := netip.MustParseAddrPort("192.168.99.1:51820")
+	var transport []byte
+	waitUntil(t, 2*time.Second, "captured transport data", func() bool {
+		transport = capA.first(aAddr, msgTransport)
+		return transport != nil
+	})
+	capA.stop()
+
+	// a forgets b; a replay of b's data from b's address brings it back.
+	if err := p.devA.SetPeers(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.devA.SetPeers([]Peer{p.peerB}); err != nil {
+		t.Fatal(err)
+	}
+	var sock *net.UDPConn
+	var err error
+	inNS(t, p.n.b, func() {
+		sock, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.peerB.Endpoint.Addr(), 0)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	if _, err := sock.WriteToUDP(transport, net.UDPAddrFromAddrPort(aAddr)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 3*time.Second, "a to activate b and complete a handshake", func() bool {
+		st, err := p.devA.Stats()
+		return err == nil && len(st) == 1 && !st[0].LastHandshake.IsZero()
+	})
+	start := time.Now()
+	waitUntil(t, unconfirmedTimeout+3*confirmInterval, "the unconfirmed peer to be removed", func() bool {
+		return configured(t, p.devA) == 0
+	})
+	t.Logf("removed %v after the handshake", time.Since(start).Round(100*time.Millisecond))
+	if n := p.devA.od.guard.nPending.Load(); n != 0 {
+		t.Errorf("%d pending slots held", n)
+	}
+
+	// The real remote's traffic: its session with a is stale again, so
+	// its data activates b, and the data after the new handshake confirms
+	// it: b stays past the unconfirmed timeout.
+	if err := pingRetry(p.n.b, "10.99.0.1", 3); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(unconfirmedTimeout + 2*confirmInterval)
+	if configured(t, p.devA) != 1 {
+		t.Fatal("a removed b although its real data followed the handshake")
+	}
+	if n := p.devA.od.guard.nPending.Load(); n != 0 {
+		t.Errorf("%d pending slots held after confirmation", n)
+	}
+}

@@ -34,20 +34,23 @@ import (
 //     KeepaliveTimeout + RekeyTimeout (15 s), and its initiation activates;
 //  4. fewer than maxPendingInbound inbound activations are pending, else
 //     "pending_cap". Pending means requested, or configured but not yet
-//     confirmed by a completed handshake; unconfirmed peers are removed
-//     again after unconfirmedTimeout (confirmInbound). A replayed
-//     initiation (a real one captured from the wire has a valid mac1, and
-//     wireguard-go rejects it only after activation, by its timestamp) or a
-//     forged one can never complete a handshake, so spoofed initiations
-//     hold at most maxPendingInbound peers at any time;
+//     confirmed; unconfirmed peers are removed again after
+//     unconfirmedTimeout (confirmInbound). An initiation's peer is
+//     confirmed by a completed handshake, which a replayed initiation (a
+//     real one captured from the wire has a valid mac1, and wireguard-go
+//     would reject it only after activation, by its timestamp) or a forged
+//     one can never bring. A transport message's peer is confirmed only
+//     by data from the peer after the handshake we start: a remote that
+//     really used a lost session sends its traffic again at once, while
+//     forged data only makes the real remote answer our initiation (and
+//     the response is all we hear). So forged datagrams hold at most
+//     maxPendingInbound peers at any time, whatever they claim;
 //  5. a token is left in the inbound activation bucket (inboundRate per
 //     second, inboundBurst at once), else "rate_limited".
 //
-// Spoofed transport data inside a session window makes us start a real
-// handshake with the real peer, which completes and keeps the peer until
-// the idle timeout: bounded by the bucket to inboundBurst + inboundRate ×
-// 180 s, and outside the first 180 s after start only peers that were
-// active recently. A peer already pending is not asked for again, so
+// Forged transport data inside a session window still costs the real
+// peer a handshake (at most inboundRate a second). A peer already pending
+// is not asked for again, so
 // retransmissions cost neither tokens nor refusals. Outbound activations
 // (a local pod's packet) are not limited: local pods may send anywhere.
 //
@@ -208,19 +211,22 @@ func (d *Device) confirmInbound(now time.Time) {
 		d.log.Warn("on-demand: confirm inbound activations", zap.Error(err))
 		return
 	}
-	onDevice := make(map[Key]time.Time, len(st.Peers))
+	onDevice := make(map[Key]PeerStats, len(st.Peers))
 	for _, s := range st.Peers {
-		onDevice[s.PublicKey] = s.LastHandshake
+		onDevice[s.PublicKey] = s
 	}
 	var expired []*odPeer
 	for p := range od.unconfirmed {
-		hs, ok := onDevice[p.key]
+		s, ok := onDevice[p.key]
 		switch {
 		case !p.active.Load() || !ok:
 			// Trimmed, no longer desired, or removed by hand: the slot
 			// is free, and SyncPeers deals with the rest.
-		case !hs.IsZero() && !hs.Before(p.activatedAt):
-			// A real peer: it keeps its place like any active peer.
+		case !s.LastHandshake.IsZero() && !s.LastHandshake.Before(p.activatedAt) &&
+			(!p.wantData || s.RxBytes > device.MessageResponseSize):
+			// A real peer: it keeps its place like any active peer. (The
+			// device counts received handshake messages in RxBytes; a
+			// response is all a remote without a session sends.)
 		case now.Sub(p.activatedAt) >= unconfirmedTimeout:
 			expired = append(expired, p)
 		default:
