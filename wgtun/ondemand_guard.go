@@ -50,15 +50,18 @@ import (
 //
 // Forged transport data inside a session window still costs the real
 // peer a handshake (at most inboundRate a second). A peer already pending
-// is not asked for again, so
-// retransmissions cost neither tokens nor refusals. Outbound activations
-// (a local pod's packet) are not limited: local pods may send anywhere.
+// is not asked for again, so retransmissions cost neither tokens nor
+// refusals. Outbound activations (a local pod's packet) are not limited:
+// local pods may send anywhere. (An unconfirmed peer that our own traffic
+// uses is confirmed by the handshake and replies that traffic brings; if
+// the node never answers, the peer is removed after unconfirmedTimeout
+// and our next packet configures it again, outside the guard.)
 //
-// The price under a sustained flood of valid-looking initiations from
-// every node's address: the cap and the bucket are shared, so a real
-// remote's initiation competes with the flood for them and may be refused
-// (it retries every RekeyTimeout); our own outbound traffic still
-// activates at once.
+// The price under a sustained flood of valid-looking messages from every
+// node's address: the cap and the bucket are shared, so a real remote's
+// initiation competes with the flood for them and may be refused (it
+// retries every RekeyTimeout); our own outbound traffic still activates
+// at once.
 const (
 	inboundRate        = 10 // activations per second
 	inboundBurst       = 64
