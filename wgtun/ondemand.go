@@ -74,9 +74,10 @@ type onDemand struct {
 
 	nDesired, nConfigured atomic.Int64 // for PeerCounts
 
-	// guard admits inbound activations (ondemand_guard.go); unconfirmed
-	// holds the inbound-activated peers without a handshake since, guarded
-	// by Device.setMu.
+	// guard admits inbound activations and replays drops replayed
+	// initiations (ondemand_guard.go, ondemand_replay.go); unconfirmed
+	// holds the inbound-activated peers not yet confirmed (confirmInbound),
+	// guarded by Device.setMu.
 	guard       *inboundGuard
 	unconfirmed map[*odPeer]struct{}
 	replays     *replayCache
@@ -255,8 +256,8 @@ func (d *Device) activatePeers(batch []*odRequest) (handshake []*odPeer) {
 			}
 		}
 	}
-	// An inbound-activated peer stays pending until a handshake confirms
-	// it (confirmInbound); every other inbound request's slot is free now:
+	// An inbound-activated peer stays pending until confirmInbound
+	// confirms or removes it; every other inbound request's slot is free now:
 	// the peer was active already, is no longer desired, or our own
 	// traffic wants it too.
 	defer func() {

@@ -239,6 +239,6 @@ func (d *Device) confirmInbound(now time.Time) {
 		od.release(p)
 	}
 	if len(expired) > 0 {
-		d.removePeersLocked(expired, "on-demand: removed unconfirmed inbound activations")
+		d.removePeersLocked(expired, "unconfirmed")
 	}
 }

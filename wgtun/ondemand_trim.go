@@ -85,13 +85,13 @@ func (d *Device) trimIdle(now time.Time) {
 		p.rx, p.tx = s.RxBytes, s.TxBytes
 	}
 	if len(idle) > 0 {
-		d.removePeersLocked(idle, "on-demand: removed idle tunnel peers")
+		d.removePeersLocked(idle, "idle")
 	}
 }
 
 // removePeersLocked removes active peers from wireguard-go in one UAPI set
-// and logs msg. Caller holds setMu.
-func (d *Device) removePeersLocked(peers []*odPeer, msg string) {
+// and logs it; what says which peers. Caller holds setMu.
+func (d *Device) removePeersLocked(peers []*odPeer, what string) {
 	od := d.od
 	var b strings.Builder
 	for _, p := range peers {
@@ -103,13 +103,13 @@ func (d *Device) removePeersLocked(peers []*odPeer, msg string) {
 	}
 	if err := d.ipcSet(b.String()); err != nil {
 		d.written = nil // the next SetPeers reads back and adopts what is left
-		d.log.Warn(msg+": failed", zap.Int("peers", len(peers)), zap.Error(err))
+		d.log.Warn("on-demand: remove "+what+" tunnel peers", zap.Int("peers", len(peers)), zap.Error(err))
 		return
 	}
 	for _, p := range peers {
 		delete(d.written, p.key)
 	}
-	d.log.Info(msg, zap.Int("removed", len(peers)),
+	d.log.Info("on-demand: removed "+what+" tunnel peers", zap.Int("removed", len(peers)),
 		zap.Int64("configured", od.nConfigured.Load()), zap.Int64("desired", od.nDesired.Load()),
 		zap.Duration("idleTimeout", od.idle))
 }
