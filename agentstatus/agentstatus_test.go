@@ -465,3 +465,50 @@ func TestReportConfiguredPeers(t *testing.T) {
 		t.Fatalf("text lacks the on-demand line:\n%s", buf.String())
 	}
 }
+
+// refusingTunnel is an on-demand device that refused activations.
+type refusingTunnel struct {
+	*fakeTunnel
+	refused map[string]uint64
+}
+
+func (r refusingTunnel) ActivationsRefused() map[string]uint64 { return r.refused }
+
+// With on-demand peers the device's refused activations reach the report,
+// the text and the metric (every reason, 0 when not refused); without, the
+// report leaves them out.
+func TestActivationsRefused(t *testing.T) {
+	src, _, tun := fixture()
+	src.Tunnel = refusingTunnel{fakeTunnel: tun, refused: map[string]uint64{wgtun.RefusedMalformed: 7, wgtun.RefusedReplay: 2}}
+	if r := src.Report(); r.ActivationsRefused != nil {
+		t.Fatalf("refusals reported without on-demand peers: %v", r.ActivationsRefused)
+	}
+	src.Info.OnDemandPeers = true
+	r := src.Report()
+	if r.ActivationsRefused[wgtun.RefusedMalformed] != 7 || r.ActivationsRefused[wgtun.RefusedReplay] != 2 {
+		t.Fatalf("report: %v", r.ActivationsRefused)
+	}
+	var buf strings.Builder
+	if err := WriteText(&buf, &r); err != nil {
+		t.Fatal(err)
+	}
+	if want := "activations refused: malformed 7, mac1 0, unexpected 0, pending_cap 0, rate_limited 0, replay 2"; !strings.Contains(buf.String(), want) {
+		t.Fatalf("text lacks %q:\n%s", want, buf.String())
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := NewMetrics(reg, src); err != nil {
+		t.Fatal(err)
+	}
+	want := `# HELP crosswire_ondemand_activations_refused_total With --on-demand-peers: datagrams from unconfigured peers' addresses refused a peer activation, by reason (replay: copies of recent handshake initiations, dropped).
+# TYPE crosswire_ondemand_activations_refused_total counter
+crosswire_ondemand_activations_refused_total{reason="mac1"} 0
+crosswire_ondemand_activations_refused_total{reason="malformed"} 7
+crosswire_ondemand_activations_refused_total{reason="pending_cap"} 0
+crosswire_ondemand_activations_refused_total{reason="rate_limited"} 0
+crosswire_ondemand_activations_refused_total{reason="replay"} 2
+crosswire_ondemand_activations_refused_total{reason="unexpected"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "crosswire_ondemand_activations_refused_total"); err != nil {
+		t.Fatal(err)
+	}
+}

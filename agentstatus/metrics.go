@@ -8,6 +8,7 @@ import (
 
 	"github.com/crosswire/crosswire/controller"
 	"github.com/crosswire/crosswire/proxy"
+	"github.com/crosswire/crosswire/wgtun"
 )
 
 // Metrics are the agent's Prometheus metrics. Reconcile metrics are counted
@@ -33,6 +34,8 @@ var (
 		"Bytes sent to the peer through the tunnel, handshakes included (WireGuard tx_bytes).", []string{"peer"}, nil)
 	descMarked = prometheus.NewDesc("crosswire_marked_packets_total",
 		"Pod packets marked for the tunnel by the egress rule of each family (resets when the table is replaced).", []string{"family"}, nil)
+	descRefused = prometheus.NewDesc("crosswire_ondemand_activations_refused_total",
+		"With --on-demand-peers: datagrams from unconfigured peers' addresses refused a peer activation, by reason (replay: copies of recent handshake initiations, dropped).", []string{"reason"}, nil)
 	descRejected = prometheus.NewDesc("crosswire_rejected_nodes",
 		"Nodes left out of the desired state, by reason group.", []string{"reason"}, nil)
 )
@@ -91,7 +94,7 @@ func Label(state string) string { return strings.ReplaceAll(state, " ", "_") }
 type collector struct{ src *Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConfigured, descPeers, descHandshake, descRx, descTx, descMarked, descRejected} {
+	for _, d := range []*prometheus.Desc{descConfigured, descPeers, descHandshake, descRx, descTx, descMarked, descRejected, descRefused} {
 		ch <- d
 	}
 }
@@ -126,6 +129,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, g := range controller.ReasonGroups() {
 		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.GaugeValue, float64(rejected[g]), string(g))
+	}
+	// Every reason, 0 without on-demand peers, so that rates and alerts
+	// need no absent() case.
+	for _, reason := range wgtun.RefusalReasons {
+		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(r.ActivationsRefused[reason]), reason)
 	}
 	for key, family := range map[string]string{"egress4": "ipv4", "egress6": "ipv6"} {
 		if v, ok := r.MarkCounters[key]; ok {

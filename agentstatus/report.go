@@ -33,6 +33,11 @@ type Report struct {
 	// holds now.
 	OnDemandPeers   bool `json:"on_demand_peers"`
 	PeersConfigured int  `json:"peers_configured"`
+	// ActivationsRefused counts, by reason (wgtun.RefusalReasons), the
+	// received datagrams from unconfigured peers' addresses that were not
+	// allowed to configure their peer, since the agent started; only with
+	// on-demand peers.
+	ActivationsRefused map[string]uint64 `json:"activations_refused,omitempty"`
 	// HandshakeTimeoutSeconds is the age after which a handshake no longer
 	// counts as ok (WireGuard's REJECT_AFTER_TIME, 180 s, by default).
 	HandshakeTimeoutSeconds float64 `json:"handshake_timeout_seconds"`

@@ -106,6 +106,9 @@ func (s *Source) Report() Report {
 		},
 		Sets: map[string]int{}, MarkCounters: map[string]uint64{},
 	}
+	if a, ok := s.Tunnel.(interface{ ActivationsRefused() map[string]uint64 }); ok && s.Info.OnDemandPeers {
+		r.ActivationsRefused = a.ActivationsRefused()
+	}
 	// An automatically sized MTU follows the underlay: report the live one.
 	if m, ok := s.Tunnel.(interface{ MTU() (int, error) }); ok {
 		if v, err := m.MTU(); err == nil {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/crosswire/crosswire/wgtun"
 )
 
 // WriteText renders r for people: a header in the style of `wg show`, then
@@ -27,6 +29,13 @@ func WriteText(w io.Writer, r *Report) error {
 		mode = "on demand"
 	}
 	fmt.Fprintf(&b, "  wireguard peers configured: %d (%s)\n", r.PeersConfigured, mode)
+	if r.ActivationsRefused != nil {
+		var parts []string
+		for _, reason := range wgtun.RefusalReasons {
+			parts = append(parts, fmt.Sprintf("%s %d", reason, r.ActivationsRefused[reason]))
+		}
+		fmt.Fprintf(&b, "  activations refused: %s\n", strings.Join(parts, ", "))
+	}
 
 	d := r.Datapath
 	b.WriteString("datapath:\n")

@@ -73,7 +73,7 @@ func Open(cfg Config) (*Device, error) {
 	var tdev tun.Device = nt
 	bind := conn.NewDefaultBind()
 	if cfg.OnDemand {
-		d.od = newOnDemand(cfg.IdleTimeout, log)
+		d.od = newOnDemand(cfg.IdleTimeout, d.pub, log)
 		tdev = &onDemandTUN{Device: nt, od: d.od}
 		bind = &onDemandBind{Bind: bind, od: d.od}
 	}

@@ -74,6 +74,14 @@ type onDemand struct {
 
 	nDesired, nConfigured atomic.Int64 // for PeerCounts
 
+	// guard admits inbound activations and replays drops replayed
+	// initiations (ondemand_guard.go, ondemand_replay.go); unconfirmed
+	// holds the inbound-activated peers not yet confirmed (confirmInbound),
+	// guarded by Device.setMu.
+	guard       *inboundGuard
+	unconfirmed map[*odPeer]struct{}
+	replays     *replayCache
+
 	reqs      chan *odRequest
 	busySince atomic.Int64 // UnixNano the activator started its batch; 0 when idle
 	stop      chan struct{}
@@ -90,10 +98,19 @@ type odPeer struct {
 	// removes it, so that a packet path seeing it set may rely on the peer,
 	// and one seeing it clear asks for an activation.
 	active atomic.Bool
+	// pending: an inbound activation holds a slot of the guard's cap for
+	// this peer (asked for, or configured and not yet confirmed).
+	pending atomic.Bool
+	// deactivatedAt is when the peer was last removed from wireguard-go
+	// (UnixNano; 0: never since Open), for the guard's session window.
+	deactivatedAt atomic.Int64
 
 	// Guarded by Device.setMu.
 	activatedAt time.Time
 	rx, tx      uint64 // byte counters at the previous trim check
+	// wantData: activated for transport data of a lost session; only data
+	// from the peer after the new handshake confirms it (confirmInbound).
+	wantData bool
 }
 
 // odRequest asks the activator to configure peers; done is closed when it
@@ -101,7 +118,10 @@ type odPeer struct {
 type odRequest struct {
 	peers     []*odPeer
 	handshake []*odPeer // also start a handshake with these once active
-	done      chan struct{}
+	// inbound: asked for by received datagrams; every peer holds a pending
+	// slot (ondemand_guard.go), which the activator passes on or releases.
+	inbound bool
+	done    chan struct{}
 }
 
 const (
@@ -115,14 +135,17 @@ const (
 	maxActivationBatch = 64
 )
 
-func newOnDemand(idle time.Duration, log *zap.Logger) *onDemand {
+func newOnDemand(idle time.Duration, pub Key, log *zap.Logger) *onDemand {
 	return &onDemand{
-		idle:    idle,
-		log:     log,
-		desired: map[Key]Peer{},
-		peers:   map[Key]*odPeer{},
-		reqs:    make(chan *odRequest, maxActivationBatch),
-		stop:    make(chan struct{}),
+		idle:        idle,
+		log:         log,
+		desired:     map[Key]Peer{},
+		peers:       map[Key]*odPeer{},
+		guard:       newInboundGuard(pub, time.Now()),
+		unconfirmed: map[*odPeer]struct{}{},
+		replays:     newReplayCache(replayCacheSize),
+		reqs:        make(chan *odRequest, maxActivationBatch),
+		stop:        make(chan struct{}),
 	}
 }
 
@@ -142,12 +165,22 @@ func (od *onDemand) stopped() bool {
 // activate has the activator configure peers and waits for it, bounded (see
 // the deadlock note above). Called from the packet paths, with peers that
 // were inactive when their packet was looked at.
-func (od *onDemand) activate(peers, handshake []*odPeer) {
-	req := &odRequest{peers: peers, handshake: handshake, done: make(chan struct{})}
+func (od *onDemand) activate(peers, handshake []*odPeer, inbound bool) {
+	req := &odRequest{peers: peers, handshake: handshake, inbound: inbound, done: make(chan struct{})}
+	// A request that never reaches the activator gives its pending slots
+	// back: the next packet asks again.
+	dropped := func() {
+		if inbound {
+			for _, p := range peers {
+				od.release(p)
+			}
+		}
+	}
 	if since := od.busySince.Load(); since != 0 && time.Since(time.Unix(0, since)) >= maxActivationWait {
 		select {
 		case od.reqs <- req:
-		default: // full: the next packet asks again
+		default: // full
+			dropped()
 		}
 		return
 	}
@@ -156,8 +189,10 @@ func (od *onDemand) activate(peers, handshake []*odPeer) {
 	select {
 	case od.reqs <- req:
 	case <-t.C:
+		dropped()
 		return
 	case <-od.stop:
+		dropped()
 		return
 	}
 	select {
@@ -208,18 +243,37 @@ func (d *Device) activatePeers(batch []*odRequest) (handshake []*odPeer) {
 	od := d.od
 	d.setMu.Lock()
 	defer d.setMu.Unlock()
-	if od.stopped() {
-		return nil
-	}
-	var todo []*odPeer
+	var todo, outbound []*odPeer
 	for _, r := range batch {
 		for _, p := range r.peers {
+			if !r.inbound && !slices.Contains(outbound, p) {
+				outbound = append(outbound, p)
+			}
 			// A peer dropped from the desired set since its packet was
 			// looked up is no longer in od.peers (or is another odPeer).
 			if od.peers[p.key] == p && !p.active.Load() && !slices.Contains(todo, p) {
 				todo = append(todo, p)
 			}
 		}
+	}
+	// An inbound-activated peer stays pending until confirmInbound
+	// confirms or removes it; every other inbound request's slot is free now:
+	// the peer was active already, is no longer desired, or our own
+	// traffic wants it too.
+	defer func() {
+		for _, r := range batch {
+			if !r.inbound {
+				continue
+			}
+			for _, p := range r.peers {
+				if _, ok := od.unconfirmed[p]; !ok {
+					od.release(p)
+				}
+			}
+		}
+	}()
+	if od.stopped() {
+		return nil
 	}
 	if len(todo) > 0 {
 		if err := d.ipcSet(activationBody(todo, od.desired, d.cfg.Keepalive)); err != nil {
@@ -239,6 +293,10 @@ func (d *Device) activatePeers(batch []*odRequest) (handshake []*odPeer) {
 				d.written[p.key] = od.desired[p.key]
 			}
 			od.markActive(p, now)
+			if p.pending.Load() && !slices.Contains(outbound, p) {
+				od.unconfirmed[p] = struct{}{}
+				p.wantData = slices.ContainsFunc(batch, func(r *odRequest) bool { return r.inbound && slices.Contains(r.handshake, p) })
+			}
 		}
 		d.log.Debug("on-demand: configured peers", zap.Int("activated", len(todo)),
 			zap.Int64("configured", od.nConfigured.Load()), zap.Int64("desired", od.nDesired.Load()))
@@ -296,7 +354,10 @@ func (od *onDemand) markActive(p *odPeer, now time.Time) {
 
 func (od *onDemand) markInactive(p *odPeer) {
 	p.active.Store(false)
+	p.deactivatedAt.Store(time.Now().UnixNano())
 	od.nConfigured.Add(-1)
+	delete(od.unconfirmed, p)
+	od.release(p)
 }
 
 // setDesiredLocked records desired (normalised; od keeps it) as the full
@@ -314,6 +375,7 @@ func (od *onDemand) setDesiredLocked(desired, present map[Key]Peer, now time.Tim
 			if p.active.Load() {
 				od.markInactive(p) // the write removes it
 			}
+			od.release(p) // asked for, not configured yet: the activator skips it
 			changed = true
 		}
 	}

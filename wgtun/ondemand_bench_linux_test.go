@@ -77,7 +77,7 @@ func BenchmarkOnDemandPeers5000(b *testing.B) {
 // benchOnDemand is an onDemand with desired peers, all active: the packet
 // paths' steady state, where the wrapper only checks.
 func benchOnDemand(b *testing.B, peers []Peer) *onDemand {
-	od := newOnDemand(defaultIdleTimeout, zap.NewNop())
+	od := newOnDemand(defaultIdleTimeout, Key{}, zap.NewNop())
 	od.setDesiredLocked(indexPeers(peers), indexPeers(peers), timeZero)
 	if c := od.nConfigured.Load(); int(c) != len(peers) {
 		b.Fatalf("%d active, want %d", c, len(peers))
@@ -218,7 +218,7 @@ func BenchmarkOnDemandSetDesired(b *testing.B) {
 	peers := benchPeers(b, 5000)
 	for _, change := range []bool{true, false} {
 		b.Run(map[bool]string{true: "changed", false: "same"}[change], func(b *testing.B) {
-			od := newOnDemand(defaultIdleTimeout, zap.NewNop())
+			od := newOnDemand(defaultIdleTimeout, Key{}, zap.NewNop())
 			own := peers[0].AllowedIPs[0]
 			k := 0
 			b.ReportAllocs()

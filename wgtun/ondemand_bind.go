@@ -2,7 +2,7 @@ package wgtun
 
 import (
 	"net/netip"
-	"slices"
+	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
@@ -37,7 +37,10 @@ func (b *onDemandBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 // senders' inactive desired peers are configured (or the bounded wait for
 // that is over). Peers are matched by endpoint IP only: the remote's port
 // may differ from the configured one (NAT), and every inactive peer with
-// that IP is activated.
+// that IP is a candidate. A datagram asks for a candidate's activation only
+// if the inbound guard admits it (ondemand_guard.go). wireguard-go gets
+// every datagram and judges it as it always does, except replayed
+// initiations (ondemand_replay.go), which it gets with size 0, i.e. skips.
 func (od *onDemand) receiveFunc(fn conn.ReceiveFunc) conn.ReceiveFunc {
 	// The last source's peers, for the next datagram from it (a GRO batch
 	// is mostly one peer's). Only this function's goroutine uses them:
@@ -46,6 +49,7 @@ func (od *onDemand) receiveFunc(fn conn.ReceiveFunc) conn.ReceiveFunc {
 		lastTab   *odTable
 		lastIP    netip.Addr
 		lastPeers odPeerSet
+		mac       = od.guard.mac1.newMAC()
 	)
 	return func(packets [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
 		n, err := fn(packets, sizes, eps)
@@ -54,44 +58,57 @@ func (od *onDemand) receiveFunc(fn conn.ReceiveFunc) conn.ReceiveFunc {
 			return n, err
 		}
 		var want, handshake []*odPeer // allocated only when there is something to do
+		var now time.Time
 		for i := range n {
+			msg := packets[i][:sizes[i]]
+			// Initiations are rare (one per peer per two minutes): check
+			// every one against the replay cache.
+			var kind wgMsgKind
+			classified, macOK := false, false
+			if len(msg) == device.MessageInitiationSize && msg[0] == device.MessageInitiationType {
+				kind, classified = classifyMsg(msg), true
+				if kind == msgInitiation {
+					if macOK = od.guard.mac1.valid(mac, msg); macOK && od.replays.replayed(msg) {
+						sizes[i] = 0
+						od.guard.refused[refReplay].Add(1)
+						continue
+					}
+				}
+			}
 			if eps[i] == nil {
 				continue
 			}
 			if ip := eps[i].DstIP(); tab != lastTab || ip != lastIP {
 				lastTab, lastIP, lastPeers = tab, ip, tab.byEndpoint(ip)
 			}
-			if p := lastPeers.first; p != nil && !p.active.Load() {
-				want, handshake = wantPeer(want, handshake, p, packets[i][:sizes[i]])
+			if first := lastPeers.first; first == nil || (len(lastPeers.more) == 0 && first.active.Load()) {
+				continue // most datagrams: from an active peer, or from no peer's address
 			}
-			for _, p := range lastPeers.more {
-				if !p.active.Load() {
-					want, handshake = wantPeer(want, handshake, p, packets[i][:sizes[i]])
+			for j := -1; j < len(lastPeers.more); j++ {
+				p := lastPeers.first
+				if j >= 0 {
+					p = lastPeers.more[j]
+				}
+				if p.active.Load() {
+					continue
+				}
+				if !classified {
+					kind, classified = classifyMsg(msg), true
+				}
+				if now.IsZero() {
+					now = time.Now()
+				}
+				if od.admit(p, kind, macOK, now) {
+					want = append(want, p)
+					if kind == msgTransport {
+						handshake = append(handshake, p)
+					}
 				}
 			}
 		}
 		if len(want) > 0 {
-			od.activate(want, handshake)
+			od.activate(want, handshake, true)
 		}
 		return n, err
 	}
-}
-
-// wantPeer adds the inactive peer p that msg came from to the peers to
-// activate, and to those to start a handshake with if msg is transport data.
-func wantPeer(want, handshake []*odPeer, p *odPeer, msg []byte) ([]*odPeer, []*odPeer) {
-	if !slices.Contains(want, p) {
-		want = append(want, p)
-	}
-	if isTransportData(msg) && !slices.Contains(handshake, p) {
-		handshake = append(handshake, p)
-	}
-	return want, handshake
-}
-
-// isTransportData reports whether msg is a WireGuard transport data message
-// (type 4, little-endian 32-bit, as wireguard-go reads it).
-func isTransportData(msg []byte) bool {
-	return len(msg) >= device.MessageTransportSize &&
-		msg[0] == device.MessageTransportType && msg[1] == 0 && msg[2] == 0 && msg[3] == 0
 }

@@ -1,7 +1,6 @@
 package wgtun
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"testing"
 
@@ -133,28 +132,11 @@ func TestODTableByEndpoint(t *testing.T) {
 	}
 }
 
-func TestIsTransportData(t *testing.T) {
-	msg := make([]byte, 32)
-	binary.LittleEndian.PutUint32(msg, 4)
-	if !isTransportData(msg) {
-		t.Error("transport message not recognised")
-	}
-	if isTransportData(msg[:31]) {
-		t.Error("short message taken for transport")
-	}
-	for _, typ := range []uint32{1, 2, 3, 4 | 1<<8} {
-		binary.LittleEndian.PutUint32(msg, typ)
-		if isTransportData(msg) {
-			t.Errorf("type %#x taken for transport", typ)
-		}
-	}
-}
-
 // TestSetDesiredLocked: the returned target is desired ∩ active, peers the
 // device holds are adopted, dropped peers lose their state, and the table
 // is rebuilt only when keys, prefixes or endpoints change.
 func TestSetDesiredLocked(t *testing.T) {
-	od := newOnDemand(defaultIdleTimeout, zap.NewNop())
+	od := newOnDemand(defaultIdleTimeout, Key{}, zap.NewNop())
 	a := Peer{PublicKey: testKey(1), Endpoint: netip.MustParseAddrPort("192.0.2.1:51820"), AllowedIPs: pfxs("10.1.0.0/24")}
 	b := Peer{PublicKey: testKey(2), Endpoint: netip.MustParseAddrPort("192.0.2.2:51820"), AllowedIPs: pfxs("10.2.0.0/24")}
 	now := timeZero.Add(1)

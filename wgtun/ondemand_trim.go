@@ -17,19 +17,26 @@ func trimInterval(idle time.Duration) time.Duration {
 	return min(idle/4, maxTrimInterval)
 }
 
-// runTrimmer removes idle peers from wireguard-go every trimInterval until
-// halt.
+// runTrimmer removes idle peers from wireguard-go every trimInterval, and
+// confirms or removes inbound activations every confirmInterval (a no-op
+// without any), until halt.
 func (d *Device) runTrimmer() {
 	od := d.od
 	defer od.done.Done()
 	t := time.NewTicker(trimInterval(od.idle))
 	defer t.Stop()
+	c := time.NewTicker(confirmInterval)
+	defer c.Stop()
 	for {
 		select {
 		case <-od.stop:
 			return
 		case now := <-t.C:
 			d.trimIdle(now)
+		case now := <-c.C:
+			if od.guard.nPending.Load() > 0 {
+				d.confirmInbound(now)
+			}
 		}
 	}
 }
@@ -77,11 +84,17 @@ func (d *Device) trimIdle(now time.Time) {
 		}
 		p.rx, p.tx = s.RxBytes, s.TxBytes
 	}
-	if len(idle) == 0 {
-		return
+	if len(idle) > 0 {
+		d.removePeersLocked(idle, "idle")
 	}
+}
+
+// removePeersLocked removes active peers from wireguard-go in one UAPI set
+// and logs it; what says which peers. Caller holds setMu.
+func (d *Device) removePeersLocked(peers []*odPeer, what string) {
+	od := d.od
 	var b strings.Builder
-	for _, p := range idle {
+	for _, p := range peers {
 		// Cleared before the removal: a packet that sees the flag clear
 		// asks for the peer again, and the activator, waiting for setMu,
 		// re-adds it after this write.
@@ -90,13 +103,13 @@ func (d *Device) trimIdle(now time.Time) {
 	}
 	if err := d.ipcSet(b.String()); err != nil {
 		d.written = nil // the next SetPeers reads back and adopts what is left
-		d.log.Warn("on-demand: remove idle peers", zap.Int("peers", len(idle)), zap.Error(err))
+		d.log.Warn("on-demand: remove "+what+" tunnel peers", zap.Int("peers", len(peers)), zap.Error(err))
 		return
 	}
-	for _, p := range idle {
+	for _, p := range peers {
 		delete(d.written, p.key)
 	}
-	d.log.Info("on-demand: removed idle tunnel peers", zap.Int("removed", len(idle)),
+	d.log.Info("on-demand: removed "+what+" tunnel peers", zap.Int("removed", len(peers)),
 		zap.Int64("configured", od.nConfigured.Load()), zap.Int64("desired", od.nDesired.Load()),
 		zap.Duration("idleTimeout", od.idle))
 }

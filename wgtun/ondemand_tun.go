@@ -27,7 +27,7 @@ func (t *onDemandTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) 
 			}
 		}
 		if len(want) > 0 {
-			t.od.activate(want, nil)
+			t.od.activate(want, nil, false)
 		}
 	}
 	return n, err
