@@ -135,10 +135,19 @@ func (s *Source) Report() Report {
 	for _, ps := range stats {
 		byKey[ps.PublicKey] = ps
 	}
-	for _, p := range st.Peers {
-		r.Peers = append(r.Peers, s.peer(now, p, byKey))
+	rejections := s.rejections()
+	rejected := make(map[string]bool, len(rejections))
+	for _, rej := range rejections {
+		rejected[rej.Node] = true
 	}
-	for _, rej := range s.rejections() {
+	for _, p := range st.Peers {
+		// A rejected Node the engine holds (strict mode fences its pod
+		// CIDRs as a keyless peer) is shown once, as rejected.
+		if !rejected[p.Name] {
+			r.Peers = append(r.Peers, s.peer(now, p, byKey))
+		}
+	}
+	for _, rej := range rejections {
 		r.Peers = append(r.Peers, Peer{Name: rej.Node, PodCIDRs: []string{}, State: StateRejected, Reason: rej.Reason, ReasonGroup: string(rej.Group)})
 	}
 	slices.SortStableFunc(r.Peers, func(a, b Peer) int { return cmp.Compare(a.Name, b.Name) })

@@ -21,11 +21,13 @@ type FileSource struct {
 	Self        string
 	SelfKey     wgtun.Key
 	DefaultPort uint16
-	Interval    time.Duration
-	Log         *zap.Logger
+	// Strict is KubeSource.Strict.
+	Strict   bool
+	Interval time.Duration
+	Log      *zap.Logger
 }
 
-// Run calls update with the state from the file now and after every change
+// Run gives sink the state from the file now and after every change
 // until ctx ends. A file that cannot be read or parsed is logged and the
 // last good state stays in force: a bad edit must never drop good peers.
 func (f *FileSource) Run(ctx context.Context, sink Sink) error {
@@ -75,7 +77,7 @@ func (f *FileSource) build(data []byte, seen *seniority) (State, error) {
 		return State{}, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	seen.sync(nodes)
-	return Build(Input{Self: f.Self, SelfKey: f.SelfKey, DefaultPort: f.DefaultPort, Nodes: nodes, Seen: seen.seen}), nil
+	return Build(Input{Self: f.Self, SelfKey: f.SelfKey, DefaultPort: f.DefaultPort, Nodes: nodes, Seen: seen.seen, Fence: f.Strict}), nil
 }
 
 func logState(log *zap.Logger, self string, st State) {

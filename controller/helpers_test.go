@@ -87,6 +87,9 @@ func normState(st State) State {
 	if len(st.Rejected) == 0 {
 		st.Rejected = nil
 	}
+	if len(st.Fenced) == 0 {
+		st.Fenced = nil
+	}
 	for i := range st.Peers {
 		if len(st.Peers[i].PodCIDRs) == 0 {
 			st.Peers[i].PodCIDRs = nil
@@ -103,6 +106,9 @@ func fmtState(st State) string {
 	}
 	for _, r := range st.Rejected {
 		fmt.Fprintf(&b, "  rejected %s: %s\n", r.Node, r.Reason)
+	}
+	for _, p := range st.Fenced {
+		fmt.Fprintf(&b, "  fenced %s cidrs=%v\n", p.Name, p.PodCIDRs)
 	}
 	return b.String()
 }

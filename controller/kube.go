@@ -70,6 +70,9 @@ type KubeSource struct {
 	// Resync is the informer resync period; 0 disables resync (events and
 	// the engine's own kernel resync are enough).
 	Resync time.Duration
+	// Strict fences rejected Nodes' pod CIDRs (State.Fenced), for the
+	// engine's strict mode to drop their traffic.
+	Strict bool
 	// Rebuild is how often the whole state is rebuilt from the cache with
 	// Build and compared with the one the Node events led to (a difference
 	// is logged and replaces it); 0 means 10 minutes, negative never.
@@ -215,7 +218,7 @@ func (s *KubeSource) Run(ctx context.Context, sink Sink) error {
 	r := &kubeRun{
 		s: s, log: log, client: s.Client, lister: nodes.Lister(), queue: queue,
 		recorder: recorder, sink: sink, rejected: map[string]rejectionSeen{},
-		tracker: NewTracker(s.Self, s.SelfKey, def),
+		tracker: NewTracker(s.Self, s.SelfKey, def, s.Strict),
 	}
 	// The first rebuild runs before any Node key (work); an empty cluster
 	// produces no add events, so publish anyway.

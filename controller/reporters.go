@@ -3,7 +3,6 @@ package controller
 import (
 	"hash/fnv"
 	"iter"
-	"maps"
 
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -17,16 +16,25 @@ const eventReporters = 2
 // reporters reports whether the agent of node self is one of those that
 // record Events about the rejection of node rejected: the node itself (its
 // operator looks there first) and the eventReporters nodes that rank
-// highest for it by rendezvous hashing. Every agent computes the same
-// ranking from the same Nodes, with no coordination, and a node joining
-// or leaving moves the duty of few rejected Nodes.
+// highest for it by rendezvous hashing among the nodes that run an agent
+// (this one, and the peers: accepted Nodes with a published key). Every
+// agent computes the same ranking from the same Nodes, with no
+// coordination, and a node joining or leaving moves the duty of few
+// rejected Nodes.
 func (t *Tracker) reporters(rejected, self string) bool {
 	_, known := t.nodes[self]
-	return reports(maps.Keys(t.nodes), known, rejected, self)
+	agents := func(yield func(string) bool) {
+		for name, p := range t.peers {
+			if !p.PublicKey.IsZero() && !yield(name) {
+				return
+			}
+		}
+	}
+	return reports(agents, known && !t.selfKey.IsZero(), rejected, self)
 }
 
-// reports is reporters over the names of all nodes; known says self is
-// one of them.
+// reports is reporters over the names of the nodes that run an agent;
+// known says self runs one (and may be among them).
 func reports(nodes iter.Seq[string], known bool, rejected, self string) bool {
 	if rejected == self {
 		return true

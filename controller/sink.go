@@ -44,31 +44,39 @@ func (m *materializer) emit() {
 	st := m.st
 	st.Local = slices.Clone(st.Local)
 	st.Peers = slices.Clone(st.Peers)
+	st.Fenced = slices.Clone(st.Fenced)
 	st.Rejected = slices.Clone(st.Rejected)
 	m.fn(st)
 }
 
 // applyTo returns st with c applied; st's slices are not modified.
 func (c Change) applyTo(st State) State {
-	gone := make(map[string]bool, len(c.Remove)+len(c.Upsert))
-	for _, name := range c.Remove {
-		gone[name] = true
-	}
-	for _, p := range c.Upsert {
-		gone[p.Name] = true
-	}
-	peers := make([]proxy.Peer, 0, len(st.Peers)+len(c.Upsert))
-	for _, p := range st.Peers {
-		if !gone[p.Name] {
-			peers = append(peers, p)
-		}
-	}
-	peers = append(peers, c.Upsert...)
-	slices.SortFunc(peers, func(a, b proxy.Peer) int { return cmp.Compare(a.Name, b.Name) })
-	st.Peers = peers
+	st.Peers = patch(st.Peers, c.Upsert, c.Remove)
+	st.Fenced = patch(st.Fenced, c.Fence, c.Unfence)
 	st.SelfFound, st.Local = c.SelfFound, c.Local
 	if c.RejectedChanged {
 		st.Rejected = c.Rejected
 	}
 	return st
+}
+
+// patch returns peers without those named in remove or upsert, plus
+// upsert, sorted by name; nil when empty.
+func patch(peers, upsert []proxy.Peer, remove []string) []proxy.Peer {
+	gone := make(map[string]bool, len(remove)+len(upsert))
+	for _, name := range remove {
+		gone[name] = true
+	}
+	for _, p := range upsert {
+		gone[p.Name] = true
+	}
+	var out []proxy.Peer
+	for _, p := range peers {
+		if !gone[p.Name] {
+			out = append(out, p)
+		}
+	}
+	out = append(out, upsert...)
+	slices.SortFunc(out, func(a, b proxy.Peer) int { return cmp.Compare(a.Name, b.Name) })
+	return out
 }

@@ -23,11 +23,21 @@ type State struct {
 	// produces what the engine consumes, with each key parsed here once.
 	Peers    []proxy.Peer
 	Rejected []Rejection
+	// Fenced are rejected Nodes that hold pod CIDRs nobody else claims, as
+	// keyless peers with those CIDRs, when Input.Fence asked for them:
+	// strict mode drops their pods' traffic instead of sending it in clear
+	// (the engine treats them as any keyless peer). Sorted by name.
+	Fenced []proxy.Peer
 }
 
 // Desired is the part of st the engine converges to.
 func (st State) Desired() proxy.Desired {
-	return proxy.Desired{Local: st.Local, Peers: st.Peers}
+	peers := st.Peers
+	if len(st.Fenced) > 0 {
+		peers = slices.Concat(st.Peers, st.Fenced)
+		slices.SortFunc(peers, func(a, b proxy.Peer) int { return cmp.Compare(a.Name, b.Name) })
+	}
+	return proxy.Desired{Local: st.Local, Peers: peers}
 }
 
 // Input is everything Build needs; it holds no reference to informers so the
@@ -45,6 +55,8 @@ type Input struct {
 	// set of winners, so that Build over unchanged Nodes gives the same
 	// result every time.
 	Seen map[string]uint64
+	// Fence makes Build return State.Fenced (for strict mode).
+	Fence bool
 }
 
 // Build validates every Node and returns the desired state. Conflicts are
@@ -103,6 +115,14 @@ func Build(in Input) State {
 		st.Rejected = append(st.Rejected, Rejection{Node: name, Reason: reason, Group: group})
 	}
 	rejectErr := func(name string, err error) { reject(name, groupOf(err), err.Error()) }
+	// A Node rejected after its pod CIDRs were claimed keeps them fenced;
+	// one rejected for an overlap may keep those nobody else claims (below).
+	fence := func(name string, cidrs []netip.Prefix) {
+		if in.Fence && len(cidrs) > 0 {
+			st.Fenced = append(st.Fenced, proxy.Peer{Name: name, PodCIDRs: cidrs})
+		}
+	}
+	var contested []proxy.Peer
 	infos := make([]proxy.Peer, 0, len(nodes))
 	for _, r := range nodes {
 		n := r.n
@@ -121,6 +141,9 @@ func Build(in Input) State {
 		info.PodCIDRs = slices.Clone(info.PodCIDRs) // the cache's copy stays untouched
 		if mine, theirs, ok := claimed.overlaps(info.PodCIDRs); ok {
 			reject(n.Name, GroupOverlap, fmt.Sprintf("pod CIDR %s overlaps %s, already claimed by an older node", mine, theirs))
+			if in.Fence {
+				contested = append(contested, info)
+			}
 			continue
 		}
 		claimed.add(info.PodCIDRs)
@@ -131,6 +154,7 @@ func Build(in Input) State {
 		}
 		if p.keyErr != nil {
 			rejectErr(n.Name, p.keyErr)
+			fence(n.Name, info.PodCIDRs)
 			continue
 		}
 		info.PublicKey = p.key
@@ -140,6 +164,7 @@ func Build(in Input) State {
 			} else {
 				reject(n.Name, GroupDuplicateKey, fmt.Sprintf("public key already used by node %s", owner))
 			}
+			fence(n.Name, info.PodCIDRs)
 			continue
 		}
 		if !info.PublicKey.IsZero() {
@@ -147,6 +172,7 @@ func Build(in Input) State {
 		}
 		if p.endpointErr != nil {
 			rejectErr(n.Name, p.endpointErr)
+			fence(n.Name, info.PodCIDRs)
 			continue
 		}
 		info.Endpoint = p.endpoint
@@ -159,12 +185,33 @@ func Build(in Input) State {
 		if info.Endpoint.IsValid() {
 			if p, in := claimed.containsAddr(info.Endpoint.Addr()); in {
 				reject(info.Name, GroupEndpoint, fmt.Sprintf("endpoint %s lies inside pod CIDR %s", info.Endpoint, p))
+				info.PublicKey, info.Endpoint = wgtun.Key{}, netip.AddrPort{}
+				fence(info.Name, info.PodCIDRs)
 				continue
 			}
 		}
 		st.Peers = append(st.Peers, info)
 	}
+	// The pod CIDRs of a Node rejected for an overlap that overlap no claim,
+	// and no such CIDR of an older rejected Node, are its own still.
+	spare := newClaims(0)
+	for _, c := range contested {
+		var own []netip.Prefix
+		for _, x := range c.PodCIDRs {
+			one := []netip.Prefix{x}
+			if _, _, taken := claimed.overlaps(one); taken {
+				continue
+			}
+			if _, _, taken := spare.overlaps(one); taken {
+				continue
+			}
+			spare.add(one)
+			own = append(own, x)
+		}
+		fence(c.Name, own)
+	}
 	slices.SortFunc(st.Peers, func(a, b proxy.Peer) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(st.Fenced, func(a, b proxy.Peer) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(st.Rejected, func(a, b Rejection) int {
 		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Reason, b.Reason))
 	})
@@ -176,10 +223,7 @@ func Build(in Input) State {
 func (st State) Equal(o State) bool {
 	return st.SelfFound == o.SelfFound && slices.Equal(st.Local, o.Local) &&
 		slices.Equal(st.Rejected, o.Rejected) &&
-		slices.EqualFunc(st.Peers, o.Peers, func(a, b proxy.Peer) bool {
-			return a.Name == b.Name && a.PublicKey == b.PublicKey && a.Endpoint == b.Endpoint &&
-				slices.Equal(a.PodCIDRs, b.PodCIDRs)
-		})
+		slices.EqualFunc(st.Peers, o.Peers, samePeer) && slices.EqualFunc(st.Fenced, o.Fenced, samePeer)
 }
 
 // ranked is a Node with its sort keys, computed once: the sort compares

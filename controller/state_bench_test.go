@@ -62,7 +62,7 @@ func BenchmarkNodeEvent(b *testing.B) {
 	for _, n := range []int{100, 1000, 5000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			nodes, selfKey := benchNodes(b, n)
-			tr := NewTracker("self", selfKey, 51820)
+			tr := NewTracker("self", selfKey, 51820, false)
 			if st := tr.Reset(nodes); len(st.Peers) != n-1 {
 				b.Fatalf("%d peers", len(st.Peers))
 			}

@@ -3,6 +3,7 @@ package controller
 import (
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -470,5 +471,54 @@ func TestStateEqual(t *testing.T) {
 		if base.Equal(c) || c.Equal(base) {
 			t.Errorf("%s: a changed state is Equal", name)
 		}
+	}
+}
+
+// TestBuildFencesRejectedNodes: with Fence (strict mode), a rejected Node's
+// pod CIDRs that nobody else holds come back as a keyless peer, so the
+// engine drops their traffic instead of leaving it on the plain route;
+// without Fence nothing changes.
+func TestBuildFencesRejectedNodes(t *testing.T) {
+	nodes := []*corev1.Node{
+		mkNode(selfName, created(0), withPodCIDRs("10.244.0.0/24"), withIP("192.168.77.1")),
+		mkNode("good", created(1), withPodCIDRs("10.244.1.0/24"), withKey(testKey(1)), withIP("192.168.77.2")),
+		mkNode("bad-key", created(2), withPodCIDRs("10.244.2.0/24"), withKey("not a key"), withIP("192.168.77.3")),
+		mkNode("dup-key", created(2), withPodCIDRs("10.244.3.0/24"), withKey(testKey(1)), withIP("192.168.77.4")),
+		mkNode("loop", created(2), withPodCIDRs("10.244.4.0/24"), withKey(testKey(4)), withIP("10.244.1.9")),
+		// Half stolen: 10.244.1.0/25 is good's, 10.244.5.0/24 nobody's.
+		mkNode("thief", created(3), withPodCIDRs("10.244.1.0/25", "10.244.5.0/24"), withKey(testKey(5)), withIP("192.168.77.6")),
+		// Younger, wants the same spare CIDR: the older rejected Node keeps it.
+		mkNode("thief2", created(4), withPodCIDRs("10.244.1.128/25", "10.244.5.0/24"), withKey(testKey(6)), withIP("192.168.77.7")),
+		mkNode("bad-cidr", created(2), withPodCIDRs("10.244.6.0/33"), withKey(testKey(7)), withIP("192.168.77.8")),
+	}
+	plain := Build(Input{Self: selfName, DefaultPort: 51820, Nodes: nodes})
+	fenced := Build(Input{Self: selfName, DefaultPort: 51820, Nodes: nodes, Fence: true})
+	if len(plain.Fenced) != 0 {
+		t.Fatalf("fenced without Fence: %v", plain.Fenced)
+	}
+	plainCopy := fenced
+	plainCopy.Fenced = nil
+	if !stateEqual(plainCopy, plain) {
+		t.Fatalf("Fence changed more than Fenced:\n%s\nwant\n%s", fmtState(plainCopy), fmtState(plain))
+	}
+	want := []proxy.Peer{
+		{Name: "bad-key", PodCIDRs: pfx("10.244.2.0/24")},
+		{Name: "dup-key", PodCIDRs: pfx("10.244.3.0/24")},
+		{Name: "loop", PodCIDRs: pfx("10.244.4.0/24")},
+		{Name: "thief", PodCIDRs: pfx("10.244.5.0/24")},
+	}
+	if !reflect.DeepEqual(fenced.Fenced, want) {
+		t.Fatalf("fenced %+v, want %+v", fenced.Fenced, want)
+	}
+	d := fenced.Desired()
+	var names []string
+	for _, p := range d.Peers {
+		names = append(names, p.Name)
+		if p.Name != "good" && (!p.PublicKey.IsZero() || p.Endpoint.IsValid()) {
+			t.Errorf("fenced %s reaches the engine with a key or endpoint: %+v", p.Name, p)
+		}
+	}
+	if got := strings.Join(names, ","); got != "bad-key,dup-key,good,loop,thief" {
+		t.Fatalf("engine peers %s", got)
 	}
 }

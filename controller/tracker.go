@@ -17,6 +17,9 @@ import (
 type Change struct {
 	Upsert []proxy.Peer
 	Remove []string
+	// Fence and Unfence change State.Fenced the same way.
+	Fence   []proxy.Peer
+	Unfence []string
 
 	LocalChanged bool
 	SelfFound    bool
@@ -34,7 +37,8 @@ type Change struct {
 
 // Empty reports whether c changes nothing.
 func (c Change) Empty() bool {
-	return len(c.Upsert) == 0 && len(c.Remove) == 0 && !c.LocalChanged && !c.RejectedChanged
+	return len(c.Upsert) == 0 && len(c.Remove) == 0 && len(c.Fence) == 0 && len(c.Unfence) == 0 &&
+		!c.LocalChanged && !c.RejectedChanged
 }
 
 // Tracker keeps the desired state up to date one Node at a time, in time
@@ -56,6 +60,7 @@ type Tracker struct {
 	self        string
 	selfKey     wgtun.Key
 	defaultPort uint16
+	fence       bool
 
 	nodes map[string]*tracked
 	seen  *seniority
@@ -64,6 +69,7 @@ type Tracker struct {
 	eps   *addrIndex
 
 	peers     map[string]proxy.Peer
+	fenced    map[string]proxy.Peer
 	rejected  map[string][]Rejection
 	selfFound bool
 	local     []netip.Prefix
@@ -76,9 +82,10 @@ type tracked struct {
 }
 
 // NewTracker returns an empty tracker for the node named self, whose own
-// key is selfKey; defaultPort is Input.DefaultPort.
-func NewTracker(self string, selfKey wgtun.Key, defaultPort uint16) *Tracker {
-	t := &Tracker{self: self, selfKey: selfKey, defaultPort: defaultPort, seen: newSeniority()}
+// key is selfKey; defaultPort and fence are Input.DefaultPort and
+// Input.Fence.
+func NewTracker(self string, selfKey wgtun.Key, defaultPort uint16, fence bool) *Tracker {
+	t := &Tracker{self: self, selfKey: selfKey, defaultPort: defaultPort, fence: fence, seen: newSeniority()}
 	t.clear()
 	return t
 }
@@ -89,6 +96,7 @@ func (t *Tracker) clear() {
 	t.keys = map[wgtun.Key]names{}
 	t.eps = newAddrIndex()
 	t.peers = map[string]proxy.Peer{}
+	t.fenced = map[string]proxy.Peer{}
 	t.rejected = map[string][]Rejection{}
 	t.selfFound, t.local = false, nil
 }
@@ -103,9 +111,12 @@ func (t *Tracker) Reset(nodes []*corev1.Node) State {
 			t.index(n)
 		}
 	}
-	st := Build(Input{Self: t.self, SelfKey: t.selfKey, DefaultPort: t.defaultPort, Nodes: nodes, Seen: t.seen.seen})
+	st := Build(Input{Self: t.self, SelfKey: t.selfKey, DefaultPort: t.defaultPort, Nodes: nodes, Seen: t.seen.seen, Fence: t.fence})
 	for _, p := range st.Peers {
 		t.peers[p.Name] = p
+	}
+	for _, p := range st.Fenced {
+		t.fenced[p.Name] = p
 	}
 	for _, rj := range st.Rejected {
 		t.rejected[rj.Node] = append(t.rejected[rj.Node], rj)
@@ -123,6 +134,11 @@ func (t *Tracker) State() State {
 		st.Peers = append(st.Peers, p)
 	}
 	slices.SortFunc(st.Peers, func(a, b proxy.Peer) int { return cmp.Compare(a.Name, b.Name) })
+	for _, p := range t.fenced {
+		p.PodCIDRs = slices.Clone(p.PodCIDRs)
+		st.Fenced = append(st.Fenced, p)
+	}
+	slices.SortFunc(st.Fenced, func(a, b proxy.Peer) int { return cmp.Compare(a.Name, b.Name) })
 	st.Rejected = t.rejectedList()
 	return st
 }
@@ -171,7 +187,7 @@ func (t *Tracker) Set(name string, n *corev1.Node) Change {
 			members = append(members, tn.n)
 		}
 	}
-	st := Build(Input{Self: t.self, SelfKey: t.selfKey, DefaultPort: t.defaultPort, Nodes: members, Seen: t.seen.seen})
+	st := Build(Input{Self: t.self, SelfKey: t.selfKey, DefaultPort: t.defaultPort, Nodes: members, Seen: t.seen.seen, Fence: t.fence})
 	return t.merge(group, st)
 }
 
@@ -182,6 +198,10 @@ func (t *Tracker) merge(group map[string]bool, st State) Change {
 	newPeers := make(map[string]proxy.Peer, len(st.Peers))
 	for _, p := range st.Peers {
 		newPeers[p.Name] = p
+	}
+	newFenced := make(map[string]proxy.Peer, len(st.Fenced))
+	for _, p := range st.Fenced {
+		newFenced[p.Name] = p
 	}
 	newRejected := map[string][]Rejection{}
 	for _, rj := range st.Rejected {
@@ -194,16 +214,8 @@ func (t *Tracker) merge(group map[string]bool, st State) Change {
 	}
 	slices.Sort(order)
 	for _, m := range order {
-		old, had := t.peers[m]
-		p, has := newPeers[m]
-		switch {
-		case has && (!had || !samePeer(old, p)):
-			t.peers[m] = p
-			c.Upsert = append(c.Upsert, p)
-		case had && !has:
-			delete(t.peers, m)
-			c.Remove = append(c.Remove, m)
-		}
+		c.Upsert, c.Remove = replaceIn(t.peers, m, newPeers, c.Upsert, c.Remove)
+		c.Fence, c.Unfence = replaceIn(t.fenced, m, newFenced, c.Fence, c.Unfence)
 		if rs := newRejected[m]; !slices.Equal(rs, t.rejected[m]) {
 			if c.Rejections == nil {
 				c.Rejections = map[string]string{}
@@ -226,6 +238,22 @@ func (t *Tracker) merge(group map[string]bool, st State) Change {
 		c.Rejected = t.rejectedList()
 	}
 	return c
+}
+
+// replaceIn makes cur[m] what next[m] is, appending the peer to upsert or
+// its name to remove when that changes something.
+func replaceIn(cur map[string]proxy.Peer, m string, next map[string]proxy.Peer, upsert []proxy.Peer, remove []string) ([]proxy.Peer, []string) {
+	old, had := cur[m]
+	p, has := next[m]
+	switch {
+	case has && (!had || !samePeer(old, p)):
+		cur[m] = p
+		upsert = append(upsert, p)
+	case had && !has:
+		delete(cur, m)
+		remove = append(remove, m)
+	}
+	return upsert, remove
 }
 
 func samePeer(a, b proxy.Peer) bool {
@@ -364,7 +392,15 @@ func (t *Tracker) closure(group map[string]bool) {
 	}
 }
 
-// Delta is the part of c the engine applies.
+// Delta is the part of c the engine applies. Fenced Nodes are keyless
+// peers to it; a name is never both a peer and fenced, so a name that
+// moves from one to the other is upserted, not removed.
 func (c Change) Delta() proxy.Delta {
-	return proxy.Delta{Upsert: c.Upsert, Remove: c.Remove, LocalChanged: c.LocalChanged, Local: c.Local}
+	d := proxy.Delta{Upsert: slices.Concat(c.Upsert, c.Fence), LocalChanged: c.LocalChanged, Local: c.Local}
+	for _, name := range slices.Concat(c.Remove, c.Unfence) {
+		if !slices.ContainsFunc(d.Upsert, func(p proxy.Peer) bool { return p.Name == name }) {
+			d.Remove = append(d.Remove, name)
+		}
+	}
+	return d
 }

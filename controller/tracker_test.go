@@ -62,7 +62,8 @@ func TestTrackerMatchesBuild(t *testing.T) {
 	names := []string{"self", "a", "b", "c", "d", "e", "f", "g"}
 	for seed := range uint64(300) {
 		rng := rand.New(rand.NewPCG(seed, 1))
-		tr := NewTracker("self", pubKey(9), 51820)
+		fence := seed%2 == 1
+		tr := NewTracker("self", pubKey(9), 51820, fence)
 		current := map[string]*corev1.Node{}
 		seen := newSeniority() // the test's own record of who came first
 		var applied State      // the Changes, applied in order
@@ -83,7 +84,7 @@ func TestTrackerMatchesBuild(t *testing.T) {
 			for _, n := range current {
 				all = append(all, n)
 			}
-			want := Build(Input{Self: "self", SelfKey: pubKey(9), DefaultPort: 51820, Nodes: all, Seen: seen.seen})
+			want := Build(Input{Self: "self", SelfKey: pubKey(9), DefaultPort: 51820, Nodes: all, Seen: seen.seen, Fence: fence})
 			got := tr.State()
 			if !stateEqual(got, want) {
 				t.Fatalf("seed %d step %d (set %s): tracker\n%s\nBuild\n%s", seed, step, name, fmtState(got), fmtState(want))
@@ -104,7 +105,7 @@ func TestTrackerResetIsBuild(t *testing.T) {
 	for _, name := range []string{"self", "a", "b", "c", "d"} {
 		nodes = append(nodes, randomNode(rng, name))
 	}
-	tr := NewTracker("self", pubKey(9), 51820)
+	tr := NewTracker("self", pubKey(9), 51820, false)
 	got := tr.Reset(nodes)
 	want := Build(Input{Self: "self", SelfKey: pubKey(9), DefaultPort: 51820, Nodes: nodes})
 	if !stateEqual(got, want) || !stateEqual(tr.State(), want) {
@@ -118,7 +119,7 @@ func TestTrackerResetIsBuild(t *testing.T) {
 // TestTrackerTouchesOnlyTheComponent checks the point of the tracker: a
 // Node that conflicts with nobody is decided alone.
 func TestTrackerTouchesOnlyTheComponent(t *testing.T) {
-	tr := NewTracker("self", pubKey(9), 51820)
+	tr := NewTracker("self", pubKey(9), 51820, false)
 	var nodes []*corev1.Node
 	for i := range 200 {
 		nodes = append(nodes, mkNode(fmt.Sprintf("n%03d", i), created(i),

@@ -185,7 +185,7 @@ func runAgent(ctx context.Context, o *options) error {
 			zap.String("interface", o.iface), zap.Uint16("listen_port", dev.ListenPort()))
 		src = &controller.FileSource{
 			Path: o.nodesFile, Self: o.nodeName, SelfKey: key.PublicKey(),
-			DefaultPort: o.listenPort, Interval: time.Second, Log: log.Named("nodes"),
+			DefaultPort: o.listenPort, Strict: o.strict, Interval: time.Second, Log: log.Named("nodes"),
 		}
 	} else {
 		kc := o.kubeconfig
@@ -196,7 +196,7 @@ func runAgent(ctx context.Context, o *options) error {
 			zap.String("interface", o.iface), zap.Uint16("listen_port", dev.ListenPort()))
 		src = &controller.KubeSource{
 			Client: client, Self: o.nodeName, SelfKey: key.PublicKey(),
-			ListenPort: dev.ListenPort(), DefaultPort: o.listenPort, Log: log.Named("nodes"),
+			ListenPort: dev.ListenPort(), DefaultPort: o.listenPort, Strict: o.strict, Log: log.Named("nodes"),
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)

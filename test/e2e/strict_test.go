@@ -2,9 +2,14 @@ package e2e
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/crosswire/crosswire/nft"
 	"github.com/crosswire/crosswire/test/cwcluster"
@@ -100,6 +105,56 @@ func TestStrictMode(t *testing.T) {
 		}
 		if counts.Plaintext != 0 || counts.WireGuard == 0 {
 			t.Fatalf("not encrypted: %s %v", counts, counts.PlaintextSamples)
+		}
+	})
+
+	// node3 publishes a malformed key: rejected, yet strict mode keeps its
+	// uncontested pod CIDR fenced (marked, blackholed), not on the plain
+	// route.
+	t.Run("rejected node fenced", func(t *testing.T) {
+		list := corev1.NodeList{TypeMeta: metav1.TypeMeta{Kind: "NodeList", APIVersion: "v1"}}
+		for _, n := range c.Nodes {
+			node := cw.Node(n)
+			if n == n3 {
+				if node.Annotations == nil {
+					node.Annotations = map[string]string{}
+				}
+				node.Annotations["crosswire.dev/public-key"] = "not-a-key"
+			}
+			list.Items = append(list.Items, node)
+		}
+		data, err := yaml.Marshal(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cw.NodesFile+".tmp", data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(cw.NodesFile+".tmp", cw.NodesFile); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "node1 rejects node3", func() error {
+			return contains(n1, "not base64", agentBin, "status", "--status-socket", cw.StatusSocket(n1))
+		})
+		for _, n := range []*netcluster.Node{n1, n2} {
+			if err := contains(n, cidr3, "nft", "list", "set", "inet", "crosswire", "remote4"); err != nil {
+				t.Fatalf("%s: rejected node3's pod CIDR not fenced: %v", n.Name, err)
+			}
+			if err := contains(n, "blackhole "+cidr3, "ip", "route", "show", "table", "202"); err != nil {
+				t.Fatalf("%s: %v", n.Name, err)
+			}
+		}
+		cap := c.StartCapture(t)
+		if err := n1.Pods[0].Ping(n3.Pods[0].IP, 3); err == nil {
+			t.Error("node1 pod reached rejected node3's pod")
+		}
+		counts, err := cap.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("underlay: %s", counts)
+		if counts.Plaintext != 0 {
+			t.Fatalf("traffic to a rejected node leaked in strict mode: %s %v", counts, counts.PlaintextSamples)
 		}
 	})
 
