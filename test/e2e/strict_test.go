@@ -134,7 +134,12 @@ func TestStrictMode(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, 10*time.Second, "node1 rejects node3", func() error {
-			return contains(n1, "not base64", agentBin, "status", "--status-socket", cw.StatusSocket(n1))
+			for _, line := range strings.Split(cw.Agents[n1.Name].Log(), "\n") {
+				if strings.Contains(line, `"node rejected"`) && strings.Contains(line, `"peer":"node3"`) {
+					return nil
+				}
+			}
+			return errString("no rejection of node3 logged")
 		})
 		for _, n := range []*netcluster.Node{n1, n2} {
 			if err := contains(n, cidr3, "nft", "list", "set", "inet", "crosswire", "remote4"); err != nil {
