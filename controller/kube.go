@@ -156,6 +156,10 @@ func (s *KubeSource) Run(ctx context.Context, sink Sink) error {
 	)
 
 	factory := informers.NewSharedInformerFactoryWithOptions(s.Client, s.Resync, informers.WithTransform(slimTransform))
+	// Registered first, so the factory's Node informer (with the factory's
+	// transform) is the one that rides out API outages without client-go's
+	// long reflector backoff.
+	factory.InformerFor(&corev1.Node{}, newNodeInformer(log))
 	nodes := factory.Core().V1().Nodes()
 	informer := nodes.Informer()
 

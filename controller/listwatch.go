@@ -1,0 +1,176 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Retry bounds of a list or watch call that cannot reach the API server.
+// client-go's reflector backs off between failed attempts from 0.8 s
+// doubling to 30 s with up to 2x jitter, so after a 30 s outage its watch
+// resumed ~50 s late. Retrying the call itself at most every second keeps
+// the reflector from ever seeing (and backing off on) a transient error,
+// while a server that stays down gets one connection attempt a second.
+const (
+	outageRetryMin = 250 * time.Millisecond
+	outageRetryMax = time.Second
+	// outageLogEvery spaces the "still failing" warnings of one outage.
+	outageLogEvery = 30 * time.Second
+)
+
+// newNodeInformer is an informers.NewInformerFunc for Nodes whose list and
+// watch calls retry transient failures themselves (see outageRetry). Hand
+// it to the factory before anything asks it for the Node informer:
+//
+//	factory.InformerFor(&corev1.Node{}, newNodeInformer(log))
+//
+// so the factory's lister, transform, Start and Shutdown apply to it.
+func newNodeInformer(log *zap.Logger) func(kubernetes.Interface, time.Duration) cache.SharedIndexInformer {
+	return func(client kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return cache.NewSharedIndexInformerWithOptions(
+			nodeListWatch(client, newOutageRetry(log, "Nodes")),
+			&corev1.Node{},
+			cache.SharedIndexInformerOptions{ResyncPeriod: resync, Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}},
+		)
+	}
+}
+
+// nodeListWatch lists and watches Nodes like client-go's generated
+// informer does (including its watch-list capability), through r.
+func nodeListWatch(client kubernetes.Interface, r *outageRetry) cache.ListerWatcher {
+	nodes := client.CoreV1().Nodes()
+	list := func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return retryOutage(ctx, r, func(ctx context.Context) (runtime.Object, error) { return nodes.List(ctx, opts) })
+	}
+	watchFn := func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+		return retryOutage(ctx, r, func(ctx context.Context) (watch.Interface, error) { return nodes.Watch(ctx, opts) })
+	}
+	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc:  list,
+		WatchFuncWithContext: watchFn,
+		// The reflector only calls the context variants; these keep the
+		// ListWatch complete for callers that do not.
+		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
+			return list(context.Background(), opts)
+		},
+		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
+			return watchFn(context.Background(), opts)
+		},
+	}, client)
+}
+
+// outageRetry retries list and watch calls that failed because the API
+// server is unreachable or not serving yet, every min doubling to max (with
+// a little jitter below it, so agents do not reconnect in lockstep), until
+// one succeeds, fails otherwise, or its context ends. Other errors (403,
+// 410 Gone, ...) go to the reflector unchanged: they carry meaning it acts
+// on. One outage is logged once when it starts, every logEvery while it
+// lasts, and once when it ends.
+type outageRetry struct {
+	log      *zap.Logger
+	what     string
+	min, max time.Duration
+	logEvery time.Duration
+	// after is time.After; tests replace it.
+	after func(time.Duration) <-chan time.Time
+	now   func() time.Time
+
+	mu       sync.Mutex
+	since    time.Time // start of the current outage; zero when none
+	lastLog  time.Time
+	attempts int // failed attempts in the current outage
+}
+
+func newOutageRetry(log *zap.Logger, what string) *outageRetry {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &outageRetry{
+		log: log, what: what, min: outageRetryMin, max: outageRetryMax, logEvery: outageLogEvery,
+		after: time.After, now: time.Now,
+	}
+}
+
+// retryOutage calls call until it succeeds or fails with an error that is
+// not an outage; a cancelled ctx ends it with the last error.
+func retryOutage[T any](ctx context.Context, r *outageRetry, call func(context.Context) (T, error)) (T, error) {
+	delay := r.min
+	for {
+		v, err := call(ctx)
+		if err == nil || ctx.Err() != nil || !isOutage(err) {
+			if err == nil {
+				r.recovered()
+			}
+			return v, err
+		}
+		r.failed(err)
+		wait := delay - time.Duration(rand.Int64N(int64(delay)/4+1))
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-r.after(wait):
+		}
+		delay = min(2*delay, r.max)
+	}
+}
+
+func (r *outageRetry) failed(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	r.attempts++
+	switch {
+	case r.since.IsZero():
+		r.since, r.lastLog = now, now
+		r.log.Warn("API server unreachable; retrying list/watch of "+r.what+" every second at most",
+			zap.Error(err))
+	case now.Sub(r.lastLog) >= r.logEvery:
+		r.lastLog = now
+		r.log.Warn("API server still unreachable; retrying list/watch of "+r.what,
+			zap.Duration("for", now.Sub(r.since).Round(time.Second)), zap.Int("attempts", r.attempts), zap.Error(err))
+	}
+}
+
+func (r *outageRetry) recovered() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.since.IsZero() {
+		return
+	}
+	r.log.Info("API server reachable again; list/watch of "+r.what+" resumed",
+		zap.Duration("after", r.now().Sub(r.since).Round(time.Millisecond)), zap.Int("attempts", r.attempts))
+	r.since, r.attempts = time.Time{}, 0
+}
+
+// isOutage tells whether err means the API server cannot answer right now:
+// no HTTP response at all (refused, reset, timed out, TLS or DNS failure
+// while it restarts), or 429/503 (starting up, shutting down, overloaded).
+// Any other API status is an answer the reflector must handle itself, and
+// a cancelled or expired context is the caller's.
+func isOutage(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		switch status.Status().Code {
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			return true
+		}
+		return false
+	}
+	return true
+}
