@@ -4,6 +4,9 @@ GO      ?= go
 BIN     := bin
 # Tools are built once per machine into a directory keyed by version.
 TOOLS   ?= /var/cache/crosswire/tools
+# Every test finds the tools through CROSSWIRE_TOOLS (test/apiserver,
+# test/kubecluster, test/chart, ...): `make test TOOLS=dir` tests with dir.
+export CROSSWIRE_TOOLS := $(TOOLS)
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 export PATH := $(PATH):/usr/local/go/bin

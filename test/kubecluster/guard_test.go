@@ -2,9 +2,10 @@ package kubecluster
 
 import (
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/crosswire/crosswire/internal/testenv"
 )
 
 func TestGuardProblems(t *testing.T) {
@@ -40,9 +41,7 @@ func TestGuardProblems(t *testing.T) {
 
 // The host this test runs on is not linked to any cluster.
 func TestHostGuardOnThisHost(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("reads the host's routes; run as root like CI")
-	}
+	testenv.RequireRoot(t, "reads the host's routes")
 	g, err := NewHostGuard()
 	if err != nil {
 		t.Fatal(err)
