@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,5 +102,30 @@ func (cp *Capture) stop() (Counts, error) {
 	if err != nil {
 		return counts, fmt.Errorf("capture %s: %w", cp.Path, err)
 	}
+	// A packet the capture lost may have been the plaintext one: with any
+	// loss the verdict is inconclusive, never clean.
+	if err := captureDrops(cp.proc.Log()); err != nil {
+		return counts, fmt.Errorf("capture %s inconclusive: %w", cp.Path, err)
+	}
 	return counts, nil
+}
+
+// dropRE matches tcpdump's closing statistics lines, "N packets dropped by
+// kernel" and "N packets dropped by interface".
+var dropRE = regexp.MustCompile(`(?m)^(\d+) packets? dropped by (kernel|interface)`)
+
+// captureDrops reads tcpdump's statistics (printed when it exits) and
+// reports any packet it lost. Without the statistics it cannot tell, which
+// is an error too.
+func captureDrops(log string) error {
+	ms := dropRE.FindAllStringSubmatch(log, -1)
+	if len(ms) == 0 {
+		return fmt.Errorf("tcpdump printed no drop statistics: %q", strings.TrimSpace(log))
+	}
+	for _, m := range ms {
+		if n, _ := strconv.Atoi(m[1]); n > 0 {
+			return fmt.Errorf("tcpdump: %s packets dropped by %s", m[1], m[2])
+		}
+	}
+	return nil
 }
