@@ -92,6 +92,8 @@ func runAgent(ctx context.Context, o *options) error {
 	}
 	defer func() { _ = log.Sync() }()
 	log = log.With(zap.String("node", o.nodeName))
+	// Which build runs: an upgrade or rollback is visible in the log.
+	log.Info("crosswire agent starting", zap.String("version", version), zap.String("revision", revision))
 	if limit, err := setMemoryLimit(cgroupMemoryMax); err != nil {
 		log.Warn("no Go memory limit from the container's", zap.Error(err))
 	} else if limit > 0 {

@@ -1,8 +1,10 @@
 package e2e
 
 import (
-	"io"
+	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,8 +16,9 @@ import (
 
 // TestContinuousTrafficAcrossRestarts pings pod to pod across nodes every
 // 20 ms, both ways, while node1's agent is stopped with SIGTERM, killed
-// with SIGKILL, and replaced by a different copy of the binary (an
-// upgrade), each time down for downtime before it starts again. The
+// with SIGKILL, and replaced by a different build (an upgrade: the same
+// source stamped with another version, as the image build stamps it), each
+// time down for downtime before it starts again. The
 // underlay is captured for the whole run: not one plaintext packet. The
 // blackout of each kind (the longest stretch without replies) is logged,
 // not asserted: benchmarks measure it.
@@ -29,8 +32,7 @@ func TestContinuousTrafficAcrossRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	swapBin := filepath.Join(t.TempDir(), "crosswire-next")
-	copyFile(t, agentBin, swapBin)
+	swapBin, swapVersion := buildNextVersion(t)
 
 	cap := e.c.StartCapture(t)
 	fwd := netcluster.StartPinger(t, "node1->node2", a.NS, b.IP)
@@ -68,6 +70,17 @@ func TestContinuousTrafficAcrossRestarts(t *testing.T) {
 		w.started = time.Now()
 		e.startAgent(n1)
 		e.Bin = agentBin
+		// The agent says which build it is: the new one after the swap.
+		wantVersion := `"version":"dev"`
+		if kind == "binary swap" {
+			wantVersion = `"version":"` + swapVersion + `"`
+		}
+		eventually(t, 10*time.Second, kind+": the agent logs its version", func() error {
+			if log := e.agents[n1.Name].Log(); !strings.Contains(log, wantVersion) {
+				return errString("no " + wantVersion + " in the agent log")
+			}
+			return nil
+		})
 		eventually(t, 20*time.Second, kind+": traffic resumes both ways", func() error {
 			if !fwd.RepliedSince(w.started) || !rev.RepliedSince(w.started) {
 				return errString("no reply since restart")
@@ -130,21 +143,25 @@ func TestContinuousTrafficAcrossRestarts(t *testing.T) {
 	}
 }
 
-func copyFile(t *testing.T, from, to string) {
+// buildNextVersion builds crosswire again with another version stamp
+// (-ldflags -X main.version, as the image build does): a really different
+// binary, not a copy of agentBin.
+func buildNextVersion(t *testing.T) (bin, version string) {
 	t.Helper()
-	src, err := os.Open(from)
+	version = fmt.Sprintf("e2e-next-%d", time.Now().UnixNano())
+	bin = filepath.Join(t.TempDir(), "crosswire-next")
+	out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", bin,
+		"github.com/crosswire/crosswire/cmd/crosswire").CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("build %s: %v\n%s", version, err, out)
 	}
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
+	old, err1 := os.ReadFile(agentBin)
+	next, err2 := os.ReadFile(bin)
+	if err1 != nil || err2 != nil || bytes.Equal(old, next) {
+		t.Fatalf("the swapped-in binary is not a different build (%v, %v)", err1, err2)
 	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
+	if out, err := exec.Command(bin, "version").Output(); err != nil || !strings.Contains(string(out), version) {
+		t.Fatalf("%s version: %q, %v; want %s", bin, out, err, version)
 	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
+	return bin, version
 }
