@@ -24,61 +24,125 @@ func assertEncrypted(t *testing.T, c *netcluster.Cluster) {
 	stopEncrypted(t, cap, "pings both ways")
 }
 
+// TestDriftIsRepaired breaks one piece of the datapath at a time on node1
+// while its pod pings node2's every 20 ms, and waits for the agent's
+// resync to repair it. The underlay is captured from before the tampering
+// until pings flow again after the repair: where crosswire still
+// classifies pod traffic (policy rule, either route or the WireGuard peer
+// gone) the drift window leaks nothing. With the nft table or node2's set
+// element gone nothing marks that traffic any more: it crosses in clear
+// until the repair, one resync at most; the test logs how much, and checks
+// the repair ends it.
 func TestDriftIsRepaired(t *testing.T) {
 	e := newEnv(t, netcluster.Options{Nodes: 2, PodsPerNode: 1})
 	n1, n2 := e.c.Nodes[0], e.c.Nodes[1]
 	remote := n2.PodCIDR.String()
+	run := func(args ...string) func(t *testing.T) {
+		return func(t *testing.T) { mustExec(t, n1.NS, args...) }
+	}
+	peerPresent := func() error {
+		if _, ok := e.wgPeers(t, n1)[e.keys[n2.Name]]; !ok {
+			return errString("peer missing")
+		}
+		return nil
+	}
 
 	cases := []struct {
 		name     string
-		breakIt  []string
+		breakIt  func(t *testing.T)
 		repaired func() error
+		// repair is in the agent's "repaired drift" line for this case.
+		repair string
+		// unclassified: with this piece gone pod traffic is not marked,
+		// so it crosses in clear until the repair.
+		unclassified bool
 	}{
-		{"nft table deleted", []string{"nft", "delete", "table", "inet", "crosswire"}, func() error {
+		{"nft table deleted", run("nft", "delete", "table", "inet", "crosswire"), func() error {
 			_, err := netcluster.Exec(n1.NS, "nft", "list", "set", "inet", "crosswire", "remote4")
 			return err
-		}},
-		{"policy rule deleted", []string{"ip", "rule", "del", "fwmark", "0x1000/0x1000", "lookup", "202"}, func() error {
+		}, "table crosswire missing", true},
+		{"policy rule deleted", run("ip", "rule", "del", "fwmark", "0x1000/0x1000", "lookup", "202"), func() error {
 			return contains(n1, "fwmark 0x1000/0x1000 lookup 202", "ip", "rule", "show")
-		}},
-		{"tunnel route deleted", []string{"ip", "route", "del", remote, "dev", iface, "table", "202"}, func() error {
+		}, "policy rule missing", false},
+		{"tunnel route deleted", run("ip", "route", "del", remote, "dev", iface, "table", "202"), func() error {
 			return contains(n1, remote+" dev "+iface, "ip", "route", "show", "table", "202")
-		}},
-		{"blackhole route deleted", []string{"ip", "route", "del", "blackhole", remote, "table", "202", "metric", "4096"}, func() error {
+		}, "routes missing for", false},
+		{"blackhole route deleted", run("ip", "route", "del", "blackhole", remote, "table", "202", "metric", "4096"), func() error {
 			return contains(n1, "blackhole "+remote, "ip", "route", "show", "table", "202")
-		}},
-		{"set element deleted", []string{"nft", "delete", "element", "inet", "crosswire", "remote4", "{", remote, "}"}, func() error {
+		}, "routes missing for", false},
+		{"set element deleted", run("nft", "delete", "element", "inet", "crosswire", "remote4", "{", remote, "}"), func() error {
 			return contains(n1, remote, "nft", "list", "set", "inet", "crosswire", "remote4")
-		}},
+		}, "set remote4: missing", true},
+		{"wireguard peer removed", func(t *testing.T) {
+			e.wgShow(t, n1, "set", iface, "peer", e.keys[n2.Name], "remove")
+		}, peerPresent, "tunnel peers", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			mustExec(t, n1.NS, tc.breakIt...)
-			if tc.repaired() == nil {
-				t.Fatal("breaking it had no effect; the test would prove nothing")
-			}
+			cap := e.c.StartCapture(t)
+			ping := netcluster.StartPinger(t, "node1->node2", n1.Pods[0].NS, n2.Pods[0].IP)
+			eventually(t, 5*time.Second, "pings flow before the tampering", func() error {
+				if !ping.RepliedSince(time.Now().Add(-time.Second)) {
+					return errString("no reply in the last second")
+				}
+				return nil
+			})
+			repairsBefore := driftRepairs(e.agents[n1.Name].Log(), tc.repair)
+			tc.breakIt(t)
+			broken := time.Now()
 			eventually(t, 3*resync+2*time.Second, "repair", tc.repaired)
+			repaired := time.Now()
+			// The agent saw the drift and repaired it: the tampering had an
+			// effect (checking the kernel right after it races the resync).
+			eventually(t, 5*time.Second, "the repair logged", func() error {
+				if driftRepairs(e.agents[n1.Name].Log(), tc.repair) <= repairsBefore {
+					return errString(`no new "repaired drift" line with ` + tc.repair)
+				}
+				return nil
+			})
+			eventually(t, 5*time.Second, "pings flow after the repair", func() error {
+				if !ping.RepliedSince(repaired) {
+					return errString("no reply since the repair")
+				}
+				return nil
+			})
+			time.Sleep(200 * time.Millisecond)
+			ping.Stop()
+			counts, err := cap.Stop()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("repaired %v after the tampering; longest reply gap %v; underlay over the window: %s",
+				repaired.Sub(broken).Round(time.Millisecond), netcluster.LongestGap(ping.Replies, broken, time.Now()).Round(time.Millisecond), counts)
+			if counts.WireGuard == 0 {
+				t.Error("no WireGuard packets over the window")
+			}
+			switch {
+			case !tc.unclassified && counts.Plaintext != 0:
+				t.Errorf("%d plaintext pod packets while %s: %v", counts.Plaintext, tc.name, counts.PlaintextSamples)
+			case tc.unclassified:
+				t.Logf("unclassified until the repair: %d plaintext pod packets crossed", counts.Plaintext)
+			}
+			// After the repair, not one more.
 			assertEncrypted(t, e.c)
 		})
 	}
 
-	t.Run("wireguard peer removed", func(t *testing.T) {
-		e.wgShow(t, n1, "set", iface, "peer", e.keys[n2.Name], "remove")
-		if _, ok := e.wgPeers(t, n1)[e.keys[n2.Name]]; ok {
-			t.Fatal("peer still present after wg set remove")
-		}
-		eventually(t, 3*resync+2*time.Second, "peer re-added", func() error {
-			if _, ok := e.wgPeers(t, n1)[e.keys[n2.Name]]; !ok {
-				return errString("peer missing")
-			}
-			return nil
-		})
-		assertEncrypted(t, e.c)
-	})
-
 	if log := e.agents[n1.Name].Log(); !strings.Contains(log, "repaired drift") {
 		t.Errorf("agent did not log its repairs:\n%s", tail(log, 20))
 	}
+}
+
+// driftRepairs counts the agent's "repaired drift" log lines that name
+// reason.
+func driftRepairs(log, reason string) int {
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, `"msg":"repaired drift"`) && strings.Contains(l, reason) {
+			n++
+		}
+	}
+	return n
 }
 
 type errString string
