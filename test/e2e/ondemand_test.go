@@ -77,6 +77,10 @@ func TestOnDemandPeers(t *testing.T) {
 		})
 	}
 	t.Logf("idle peers removed %v after the traffic stopped", time.Since(quiet).Round(100*time.Millisecond))
+	// Captured again from here to the end: the packets that bring a trimmed
+	// peer back, and those that meet a restarted node's stale session,
+	// must cross encrypted too.
+	cap = c.StartCapture(t)
 	if err := n3.Pods[0].Ping(n1.Pods[0].IP, 1); err != nil {
 		t.Fatalf("first packet node3 -> node1 after the trim: %v", err)
 	}
@@ -89,4 +93,5 @@ func TestOnDemandPeers(t *testing.T) {
 		return n3.Pods[0].Ping(n1.Pods[0].IP, 1)
 	})
 	t.Logf("node3 -> node1 answered %v after node1's agent started", time.Since(started).Round(10*time.Millisecond))
+	stopEncrypted(t, cap, "on-demand reactivation after a trim and after a restart")
 }
