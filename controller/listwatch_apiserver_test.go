@@ -40,7 +40,7 @@ func TestKubeSourceResumesAfterAPIOutage(t *testing.T) {
 	updates := make(chan State, 64)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, func(st State) { updates <- st }) }()
+	go func() { done <- src.Run(ctx, Materialize(func(st State) { updates <- st })) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
