@@ -88,18 +88,55 @@ func setsDrift(conn *nftables.Conn, t *nftables.Table, want []SetSpec) ([]string
 	return reasons, nil
 }
 
-// diffPrefixes compares two sorted prefix lists by membership.
+// diffPrefixes compares two prefix lists by membership: missing are the
+// wanted prefixes got lacks, unexpected the got prefixes not wanted, each
+// sorted (netip.Prefix.Compare). It runs on every resync under the
+// manager's lock with one prefix per node in the larger sets, so it must
+// not search one list per prefix of the other (quadratic: 54 ms at 5000
+// prefixes): it merges the two sorted lists. Render sorts want; the
+// kernel's intervals come in address order, the same order unless the
+// set mixes prefix lengths, and only then is a copy sorted.
 func diffPrefixes(want, got []netip.Prefix) (missing, unexpected []netip.Prefix) {
-	for _, p := range want {
-		if !slices.Contains(got, p) {
-			missing = append(missing, p)
+	if slices.Equal(want, got) {
+		return nil, nil // in sync, the common case
+	}
+	return mergeDiff(sortedPrefixes(want), sortedPrefixes(got))
+}
+
+func sortedPrefixes(ps []netip.Prefix) []netip.Prefix {
+	if slices.IsSortedFunc(ps, netip.Prefix.Compare) {
+		return ps
+	}
+	ps = slices.Clone(ps)
+	slices.SortFunc(ps, netip.Prefix.Compare)
+	return ps
+}
+
+// mergeDiff is diffPrefixes for two sorted lists. A prefix present on both
+// sides is skipped with all its duplicates; one present on one side only
+// is reported as often as it occurs there.
+func mergeDiff(want, got []netip.Prefix) (missing, unexpected []netip.Prefix) {
+	i, j := 0, 0
+	for i < len(want) && j < len(got) {
+		switch c := want[i].Compare(got[j]); {
+		case c < 0:
+			missing = append(missing, want[i])
+			i++
+		case c > 0:
+			unexpected = append(unexpected, got[j])
+			j++
+		default:
+			p := want[i]
+			for i < len(want) && want[i] == p {
+				i++
+			}
+			for j < len(got) && got[j] == p {
+				j++
+			}
 		}
 	}
-	for _, p := range got {
-		if !slices.Contains(want, p) {
-			unexpected = append(unexpected, p)
-		}
-	}
+	missing = append(missing, want[i:]...)
+	unexpected = append(unexpected, got[j:]...)
 	return missing, unexpected
 }
 
