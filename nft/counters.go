@@ -23,17 +23,7 @@ func (m *Manager) Counters() (map[string]Counter, error) {
 			if err != nil {
 				return err
 			}
-			for _, r := range rules {
-				comment := ruleComment(r)
-				if comment == "" {
-					continue
-				}
-				for _, e := range r.Exprs {
-					if c, ok := e.(*expr.Counter); ok {
-						out[comment] = Counter{Packets: c.Packets, Bytes: c.Bytes}
-					}
-				}
-			}
+			recordCounters(out, rules)
 		}
 		return nil
 	})
@@ -41,4 +31,19 @@ func (m *Manager) Counters() (map[string]Counter, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// recordCounters adds the counter of every commented rule to out.
+func recordCounters(out map[string]Counter, rules []*nftables.Rule) {
+	for _, r := range rules {
+		comment := ruleComment(r)
+		if comment == "" {
+			continue
+		}
+		for _, e := range r.Exprs {
+			if c, ok := e.(*expr.Counter); ok {
+				out[comment] = Counter{Packets: c.Packets, Bytes: c.Bytes}
+			}
+		}
+	}
 }

@@ -5,15 +5,38 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 )
 
+// Readback is what the last Drift read from the kernel besides the
+// differences: the agent's status and metrics show it instead of reading
+// the table again under the manager's lock.
+type Readback struct {
+	// At is when the table was read; zero before the first Drift.
+	At time.Time
+	// Sizes holds the number of prefixes in each of the table's sets, as
+	// SetSizes counts them; a set missing from the kernel is absent.
+	Sizes map[string]int
+	// Counters holds the rule counters by comment, as Counters reads them.
+	Counters map[string]Counter
+}
+
+// LastReadback returns what the last successful Drift read. It reads
+// nothing and does not wait for the manager's lock.
+func (m *Manager) LastReadback() Readback {
+	if rb := m.last.Load(); rb != nil {
+		return *rb
+	}
+	return Readback{}
+}
+
 // Drift reads the kernel back and compares it with the table that Apply
 // would program for st. Nil means in sync; otherwise each string is one
 // human-readable difference. The error is only for netlink failures (or a
-// State that cannot be rendered).
+// State that cannot be rendered). What it read is kept for LastReadback.
 func (m *Manager) Drift(st State) ([]string, error) {
 	want, err := Render(m.cfg, st)
 	if err != nil {
@@ -33,23 +56,28 @@ func (m *Manager) Drift(st State) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("drift: %w", err)
 	}
+	rb := &Readback{At: time.Now(), Sizes: map[string]int{}, Counters: map[string]Counter{}}
 	if !ok {
+		m.last.Store(rb)
 		return []string{fmt.Sprintf("table %s missing", m.table.Name)}, nil
 	}
 	var reasons []string
-	r, err := setsDrift(conn, m.table, want.Sets)
+	r, err := setsDrift(conn, m.table, want.Sets, rb)
 	if err != nil {
 		return nil, fmt.Errorf("drift: %w", err)
 	}
 	reasons = append(reasons, r...)
-	r, err = chainsDrift(conn, m.table, want.Chains)
+	r, err = chainsDrift(conn, m.table, want.Chains, rb)
 	if err != nil {
 		return nil, fmt.Errorf("drift: %w", err)
 	}
+	m.last.Store(rb)
 	return append(reasons, r...), nil
 }
 
-func setsDrift(conn *nftables.Conn, t *nftables.Table, want []SetSpec) ([]string, error) {
+// setsDrift compares the wanted sets with the kernel's and records their
+// sizes in rb.
+func setsDrift(conn *nftables.Conn, t *nftables.Table, want []SetSpec, rb *Readback) ([]string, error) {
 	have, err := listSets(conn, t)
 	if err != nil {
 		return nil, err
@@ -74,6 +102,7 @@ func setsDrift(conn *nftables.Conn, t *nftables.Table, want []SetSpec) ([]string
 		for _, iv := range ivs {
 			got = append(got, iv.prefixes()...)
 		}
+		rb.Sizes[ws.Name] = len(got)
 		missing, unexpected := diffPrefixes(ws.Prefixes, got)
 		for _, p := range missing {
 			reasons = append(reasons, fmt.Sprintf("set %s: missing %s", ws.Name, p))
@@ -140,7 +169,9 @@ func mergeDiff(want, got []netip.Prefix) (missing, unexpected []netip.Prefix) {
 	return missing, unexpected
 }
 
-func chainsDrift(conn *nftables.Conn, t *nftables.Table, want []ChainSpec) ([]string, error) {
+// chainsDrift compares the wanted chains with the kernel's and records
+// the counters of their rules in rb.
+func chainsDrift(conn *nftables.Conn, t *nftables.Table, want []ChainSpec, rb *Readback) ([]string, error) {
 	have, err := listChains(conn, t)
 	if err != nil {
 		return nil, err
@@ -160,6 +191,7 @@ func chainsDrift(conn *nftables.Conn, t *nftables.Table, want []ChainSpec) ([]st
 		if err != nil {
 			return nil, err
 		}
+		recordCounters(rb.Counters, rules)
 		reasons = append(reasons, rulesDrift(wc, rules)...)
 	}
 	for _, name := range sortedKeys(have) {

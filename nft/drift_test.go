@@ -2,10 +2,12 @@ package nft
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 )
 
 // quadraticDiff is the membership comparison diffPrefixes replaced: a
@@ -124,5 +126,86 @@ func BenchmarkDiffPrefixes(b *testing.B) {
 				})
 			}
 		}
+	}
+}
+
+// TestDriftKeepsReadback: Drift keeps what it read (set sizes and rule
+// counters, the same figures SetSizes and Counters read), so status and
+// metrics can show them without reading the table again.
+func TestDriftKeepsReadback(t *testing.T) {
+	ns := newNS(t)
+	m := newTestManager(t, ns)
+	if rb := m.LastReadback(); !rb.At.IsZero() || rb.Sizes != nil {
+		t.Fatalf("readback before any Drift: %+v", rb)
+	}
+	st := State{Local: pfx("10.244.1.0/24", "fd00:10:244:1::/64"), Remote: pfx("10.244.2.0/24", "10.244.3.0/24", "10.244.9.0/24")}
+	if _, err := m.Drift(st); err != nil {
+		t.Fatal(err)
+	}
+	if rb := m.LastReadback(); rb.At.IsZero() || len(rb.Sizes) != 0 || len(rb.Counters) != 0 {
+		t.Fatalf("readback of a missing table: %+v", rb)
+	}
+	if err := m.Apply(st); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	assertNoDrift(t, m, st)
+	rb := m.LastReadback()
+	if rb.At.Before(before) {
+		t.Fatalf("readback from %v, older than the Drift at %v", rb.At, before)
+	}
+	sizes, err := m.SetSizes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(rb.Sizes, sizes) || rb.Sizes[SetRemote4] != 3 || rb.Sizes[SetLocal6] != 1 {
+		t.Fatalf("readback sizes %v, SetSizes %v", rb.Sizes, sizes)
+	}
+	counters, err := m.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(rb.Counters, counters) || len(counters) == 0 {
+		t.Fatalf("readback counters %v, Counters %v", rb.Counters, counters)
+	}
+	// Incremental changes do not read the table: the readback stays
+	// the last Drift's until the next one.
+	if err := m.RemoveRemote(pfx("10.244.3.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.LastReadback().Sizes[SetRemote4]; got != 3 {
+		t.Fatalf("readback changed without a Drift: remote4 %d", got)
+	}
+	st.Remote = pfx("10.244.2.0/24", "10.244.9.0/24")
+	assertNoDrift(t, m, st)
+	if got := m.LastReadback().Sizes[SetRemote4]; got != 2 {
+		t.Fatalf("readback after the next Drift: remote4 %d, want 2", got)
+	}
+}
+
+// BenchmarkDrift is a resync's whole table check (render, read back, compare)
+// of an in-sync table with n remote prefixes, under the manager's lock.
+func BenchmarkDrift(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			ns := benchNetNS(b)
+			m, err := New(validConfig(), WithNetNS(int(ns)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			st := State{Local: pfx("10.244.0.0/24")}
+			for i := range n {
+				st.Remote = append(st.Remote, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(128 + i/128), byte(2 * (i % 128)), 0}), 24))
+			}
+			if err := m.Apply(st); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if d, err := m.Drift(st); err != nil || len(d) != 0 {
+					b.Fatalf("Drift = %q, %v", d, err)
+				}
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
@@ -52,9 +53,10 @@ type Manager struct {
 
 	mu      sync.Mutex
 	closed  bool
-	cache   *setCache      // incremental updates' view of the remote sets; setcache.go
-	genSock *netlink.Conn  // for generation queries; generation.go
-	updConn *nftables.Conn // incremental updates' socket, kept open; incremental.go
+	cache   *setCache                // incremental updates' view of the remote sets; setcache.go
+	genSock *netlink.Conn            // for generation queries; generation.go
+	updConn *nftables.Conn           // incremental updates' socket, kept open; incremental.go
+	last    atomic.Pointer[Readback] // what the last Drift read; drift.go
 
 	// Sockets release has yet to close.
 	pendingMu   sync.Mutex
