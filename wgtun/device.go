@@ -31,6 +31,8 @@ type Device struct {
 
 	od *onDemand // nil unless Config.OnDemand
 
+	reads readRecord // the device's last own read; stats.go
+
 	closeOnce sync.Once
 	closeErr  error
 }
