@@ -98,28 +98,49 @@ func TestTrackerTellsStaleFromIdle(t *testing.T) {
 	}
 }
 
-type fakeEngine struct{ st proxy.Status }
-
-func (f *fakeEngine) Status() proxy.Status { return f.st }
-
-type fakeTunnel struct {
-	stats []wgtun.PeerStats
-	err   error
+// The fakes count every call, so tests can tell what a scrape or a report
+// read.
+type fakeEngine struct {
+	st    proxy.Status
+	calls int
 }
 
-func (f *fakeTunnel) Stats() ([]wgtun.PeerStats, error) { return f.stats, f.err }
+func (f *fakeEngine) Status() proxy.Status { f.calls++; return f.st }
 
-type fakeRules struct{}
+// fakeTunnel: Stats is the live device, LastStats its last own read.
+type fakeTunnel struct {
+	stats  []wgtun.PeerStats
+	err    error
+	readAt time.Time
+	read   []wgtun.PeerStats
+	calls  int
+}
 
-func (fakeRules) SetSizes() (map[string]int, error) {
+func (f *fakeTunnel) Stats() ([]wgtun.PeerStats, error) { f.calls++; return f.stats, f.err }
+func (f *fakeTunnel) LastStats() (time.Time, []wgtun.PeerStats) {
+	f.calls++
+	return f.readAt, f.read
+}
+
+type fakeRules struct{ calls int }
+
+func (f *fakeRules) SetSizes() (map[string]int, error) {
+	f.calls++
 	return map[string]int{nft.SetLocal4: 1, nft.SetRemote4: 2}, nil
 }
 
-func (fakeRules) Counters() (map[string]nft.Counter, error) {
+func (f *fakeRules) Counters() (map[string]nft.Counter, error) {
+	f.calls++
 	return map[string]nft.Counter{
 		nft.CommentEgress4: {Packets: 42, Bytes: 4200}, nft.CommentEgress6: {Packets: 0},
 		nft.CommentTunnelIngress: {Packets: 40}, nft.CommentMSSClamp4: {Packets: 3},
 	}, nil
+}
+
+func (f *fakeRules) LastReadback() nft.Readback {
+	sizes, _ := f.SetSizes()
+	counters, _ := f.Counters()
+	return nft.Readback{At: t0, Sizes: sizes, Counters: counters}
 }
 
 // fixture: node2 ok, node3 stale (sending, never a handshake), node4
@@ -141,15 +162,17 @@ func fixture() (*Source, *fakeEngine, *fakeTunnel) {
 		{Peer: wgtun.Peer{PublicKey: key(3), Endpoint: netip.MustParseAddrPort("192.168.77.13:51820")}, TxBytes: 148},
 		{Peer: wgtun.Peer{PublicKey: key(6), Endpoint: netip.MustParseAddrPort("192.168.77.16:51820")}, LastHandshake: t0.Add(-time.Hour), RxBytes: 500, TxBytes: 600},
 	}}
-	now := t0.Add(-time.Minute)
+	// The device's own reads, a minute apart, the last at t0: node3's send
+	// is pending since the first.
+	tun.readAt, tun.read = t0, tun.stats
 	src := &Source{
 		Info:   Info{Node: "node1", Interface: "crosswire0", PublicKey: key(1).String(), ListenPort: 51820, MTU: 1420},
-		Engine: eng, Tunnel: tun, Rules: fakeRules{}, Tracker: NewTracker(),
-		Now: func() time.Time { return now },
+		Engine: eng, Tunnel: tun, Rules: &fakeRules{}, Tracker: NewTracker(),
+		Now: func() time.Time { return t0 },
 	}
+	src.Tracker.Observe(t0.Add(-time.Minute), tun.stats, DefaultHandshakeTimeout)
+	src.Tracker.Observe(t0, tun.stats, DefaultHandshakeTimeout)
 	src.SetRejected([]controller.Rejection{{Node: "node5", Reason: "pod CIDR 10.244.2.0/24 overlaps 10.244.2.0/24, already claimed by an older node", Group: controller.GroupOverlap}})
-	src.Report() // first observation, a minute earlier: node3's send is pending since then
-	now = t0
 	return src, eng, tun
 }
 
@@ -283,7 +306,7 @@ func TestReportSurvivesReadErrors(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	src, _, _ := fixture()
 	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg, src)
+	m, err := NewMetrics(reg, src, MetricsOptions{PerPeer: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,22 +322,22 @@ crosswire_peers{state="idle"} 1
 crosswire_peers{state="ok"} 1
 crosswire_peers{state="rejected"} 1
 crosswire_peers{state="waiting_for_key"} 1
-# HELP crosswire_peer_last_handshake_seconds Unix time of the peer's last WireGuard handshake (0: never).
+# HELP crosswire_peer_last_handshake_seconds Unix time of the peer's last WireGuard handshake (0: never); with --metrics-per-peer.
 # TYPE crosswire_peer_last_handshake_seconds gauge
 crosswire_peer_last_handshake_seconds{peer="node2"} 1.772366358e+09
 crosswire_peer_last_handshake_seconds{peer="node3"} 0
 crosswire_peer_last_handshake_seconds{peer="node6"} 1.7723628e+09
-# HELP crosswire_peer_receive_bytes_total Bytes received from the peer through the tunnel (WireGuard rx_bytes).
+# HELP crosswire_peer_receive_bytes_total Bytes received from the peer through the tunnel (WireGuard rx_bytes); with --metrics-per-peer.
 # TYPE crosswire_peer_receive_bytes_total counter
 crosswire_peer_receive_bytes_total{peer="node2"} 2048
 crosswire_peer_receive_bytes_total{peer="node3"} 0
 crosswire_peer_receive_bytes_total{peer="node6"} 500
-# HELP crosswire_peer_transmit_bytes_total Bytes sent to the peer through the tunnel, handshakes included (WireGuard tx_bytes).
+# HELP crosswire_peer_transmit_bytes_total Bytes sent to the peer through the tunnel, handshakes included (WireGuard tx_bytes); with --metrics-per-peer.
 # TYPE crosswire_peer_transmit_bytes_total counter
 crosswire_peer_transmit_bytes_total{peer="node2"} 3.145728e+06
 crosswire_peer_transmit_bytes_total{peer="node3"} 148
 crosswire_peer_transmit_bytes_total{peer="node6"} 600
-# HELP crosswire_marked_packets_total Pod packets marked for the tunnel by the egress rule of each family (resets when the table is replaced).
+# HELP crosswire_marked_packets_total Pod packets marked for the tunnel by the egress rule of each family, as of the last resync (resets when the table is replaced).
 # TYPE crosswire_marked_packets_total counter
 crosswire_marked_packets_total{family="ipv4"} 42
 crosswire_marked_packets_total{family="ipv6"} 0
@@ -326,6 +349,34 @@ crosswire_rejected_nodes{reason="endpoint"} 0
 crosswire_rejected_nodes{reason="key"} 0
 crosswire_rejected_nodes{reason="other"} 0
 crosswire_rejected_nodes{reason="overlap"} 1
+# HELP crosswire_peer_handshake_age_seconds Age of each configured peer's last WireGuard handshake at the device's last read (peers without one are not counted).
+# TYPE crosswire_peer_handshake_age_seconds histogram
+crosswire_peer_handshake_age_seconds_bucket{le="5"} 0
+crosswire_peer_handshake_age_seconds_bucket{le="15"} 0
+crosswire_peer_handshake_age_seconds_bucket{le="30"} 0
+crosswire_peer_handshake_age_seconds_bucket{le="60"} 1
+crosswire_peer_handshake_age_seconds_bucket{le="120"} 1
+crosswire_peer_handshake_age_seconds_bucket{le="180"} 1
+crosswire_peer_handshake_age_seconds_bucket{le="300"} 1
+crosswire_peer_handshake_age_seconds_bucket{le="900"} 1
+crosswire_peer_handshake_age_seconds_bucket{le="3600"} 2
+crosswire_peer_handshake_age_seconds_bucket{le="21600"} 2
+crosswire_peer_handshake_age_seconds_bucket{le="86400"} 2
+crosswire_peer_handshake_age_seconds_bucket{le="+Inf"} 2
+crosswire_peer_handshake_age_seconds_sum 3642
+crosswire_peer_handshake_age_seconds_count 2
+# HELP crosswire_tunnel_receive_bytes_total Bytes received through the tunnel from all peers (WireGuard rx_bytes summed over peers, kept when a peer leaves).
+# TYPE crosswire_tunnel_receive_bytes_total counter
+crosswire_tunnel_receive_bytes_total 2548
+# HELP crosswire_tunnel_transmit_bytes_total Bytes sent through the tunnel to all peers, handshakes included (WireGuard tx_bytes summed over peers, kept when a peer leaves).
+# TYPE crosswire_tunnel_transmit_bytes_total counter
+crosswire_tunnel_transmit_bytes_total 3.146476e+06
+# HELP crosswire_wireguard_peers_configured Peers on the WireGuard device at its last read (with --on-demand-peers, those with recent traffic).
+# TYPE crosswire_wireguard_peers_configured gauge
+crosswire_wireguard_peers_configured 3
+# HELP crosswire_wireguard_last_read_timestamp_seconds Unix time of the device read the peer metrics describe (normally the last resync; 0: none yet).
+# TYPE crosswire_wireguard_last_read_timestamp_seconds gauge
+crosswire_wireguard_last_read_timestamp_seconds 1.7723664e+09
 # HELP crosswire_reconcile_total Datapath applies by kind: incremental (a change) or full (first apply, resync, retry).
 # TYPE crosswire_reconcile_total counter
 crosswire_reconcile_total{kind="full"} 2
@@ -339,6 +390,8 @@ crosswire_drift_repairs_total 1
 `
 	names := []string{"crosswire_peers", "crosswire_peer_last_handshake_seconds", "crosswire_peer_receive_bytes_total",
 		"crosswire_peer_transmit_bytes_total", "crosswire_marked_packets_total", "crosswire_rejected_nodes",
+		"crosswire_peer_handshake_age_seconds", "crosswire_tunnel_receive_bytes_total", "crosswire_tunnel_transmit_bytes_total",
+		"crosswire_wireguard_peers_configured", "crosswire_wireguard_last_read_timestamp_seconds",
 		"crosswire_reconcile_total", "crosswire_reconcile_errors_total", "crosswire_drift_repairs_total"}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
@@ -496,7 +549,7 @@ func TestActivationsRefused(t *testing.T) {
 		t.Fatalf("text lacks %q:\n%s", want, buf.String())
 	}
 	reg := prometheus.NewRegistry()
-	if _, err := NewMetrics(reg, src); err != nil {
+	if _, err := NewMetrics(reg, src, MetricsOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	want := `# HELP crosswire_ondemand_activations_refused_total With --on-demand-peers: datagrams from unconfigured peers' addresses refused a peer activation, by reason (replay: copies of recent handshake initiations, dropped).

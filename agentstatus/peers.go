@@ -21,39 +21,58 @@ const StaleGrace = 5 * time.Second
 // and got no handshake" can be told from "the peer is just idle". WireGuard
 // counts every handshake initiation in the peer's transmit bytes, so a send
 // while the session is expired shows up as transmit bytes that grow with no
-// new handshake. Observations happen at every look at the device: each
-// engine resync, each status request and each metrics scrape.
+// new handshake. It observes the reads the device makes for the datapath
+// (Watch): each engine resync, and with on-demand peers each check for
+// idle ones. A status request or a metrics scrape never advances it, so
+// how often anyone looks does not change a peer's state.
+//
+// It also sums the bytes through the tunnel over all peers (Totals), so
+// the sum stays a counter when a peer leaves the device and its own
+// counters with it.
 //
 // Safe for concurrent use.
 type Tracker struct {
-	mu    sync.Mutex
-	peers map[wgtun.Key]*track
+	mu     sync.Mutex
+	peers  map[wgtun.Key]*track
+	gen    uint64 // observations so far; a track not seen in the last is dropped
+	rx, tx uint64 // bytes over all peers since the first observation
 }
 
 type track struct {
-	tx        uint64
+	rx, tx    uint64
 	handshake time.Time
 	// sentExpired is the first observation at which the peer had been sent
 	// something while no session was valid and no handshake followed yet;
 	// zero when there is no such pending attempt.
 	sentExpired time.Time
+	gen         uint64
 }
 
 // NewTracker returns an empty tracker.
 func NewTracker() *Tracker { return &Tracker{peers: map[wgtun.Key]*track{}} }
+
+// Watch makes t observe every read dev (wgtun.Device) makes for its own
+// purposes, judging handshakes against timeout. Call it once, before the
+// device is used.
+func (t *Tracker) Watch(dev interface {
+	OnRead(func(time.Time, []wgtun.PeerStats))
+}, timeout time.Duration) {
+	dev.OnRead(func(at time.Time, peers []wgtun.PeerStats) { t.Observe(at, peers, timeout) })
+}
 
 // Observe records the device's peers at time now. Peers no longer on the
 // device are forgotten (a re-keyed node starts afresh).
 func (t *Tracker) Observe(now time.Time, stats []wgtun.PeerStats, timeout time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	seen := map[wgtun.Key]bool{}
+	t.gen++
 	for _, s := range stats {
-		seen[s.PublicKey] = true
 		expired := s.LastHandshake.IsZero() || now.Sub(s.LastHandshake) >= timeout
 		tr, ok := t.peers[s.PublicKey]
 		if !ok {
-			tr = &track{tx: s.TxBytes, handshake: s.LastHandshake}
+			tr = &track{rx: s.RxBytes, tx: s.TxBytes, handshake: s.LastHandshake, gen: t.gen}
+			t.rx += s.RxBytes
+			t.tx += s.TxBytes
 			// Never a handshake, yet something was sent (at least the
 			// initiations): an attempt is pending since at least now.
 			if s.LastHandshake.IsZero() && s.TxBytes > 0 {
@@ -62,6 +81,7 @@ func (t *Tracker) Observe(now time.Time, stats []wgtun.PeerStats, timeout time.D
 			t.peers[s.PublicKey] = tr
 			continue
 		}
+		tr.gen = t.gen
 		if s.LastHandshake.After(tr.handshake) {
 			tr.handshake = s.LastHandshake
 			tr.sentExpired = time.Time{}
@@ -69,13 +89,33 @@ func (t *Tracker) Observe(now time.Time, stats []wgtun.PeerStats, timeout time.D
 		if expired && s.TxBytes > tr.tx && tr.sentExpired.IsZero() {
 			tr.sentExpired = now
 		}
-		tr.tx = s.TxBytes
+		t.rx += grown(tr.rx, s.RxBytes)
+		t.tx += grown(tr.tx, s.TxBytes)
+		tr.rx, tr.tx = s.RxBytes, s.TxBytes
 	}
-	for k := range t.peers {
-		if !seen[k] {
+	for k, tr := range t.peers {
+		if tr.gen != t.gen {
 			delete(t.peers, k)
 		}
 	}
+}
+
+// grown is how much a peer's byte counter grew between two observations;
+// a counter that went down was reset (the peer was removed and added
+// again in between) and counts from 0.
+func grown(prev, cur uint64) uint64 {
+	if cur >= prev {
+		return cur - prev
+	}
+	return cur
+}
+
+// Totals returns the bytes received from and sent to all peers through
+// the tunnel, as of the last observation.
+func (t *Tracker) Totals() (rx, tx uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rx, t.tx
 }
 
 // pendingSince returns when a send without a handshake was first observed

@@ -17,15 +17,29 @@ type Engine interface {
 	Status() proxy.Status
 }
 
-// Tunnel is wgtun.Device (or ObservedDevice).
+// Tunnel is wgtun.Device: Stats reads it afresh, for `crosswire status`.
+// A tunnel that also keeps its own last read (LastStats, as wgtun.Device
+// does) lets Snapshot report it without reading again.
 type Tunnel interface {
 	Stats() ([]wgtun.PeerStats, error)
 }
 
-// Rules is nft.Manager.
+// tunnelRecord is a Tunnel that keeps its last own read.
+type tunnelRecord interface {
+	LastStats() (time.Time, []wgtun.PeerStats)
+}
+
+// Rules is nft.Manager: SetSizes and Counters read the table afresh. Rules
+// that also keep the last resync's read (LastReadback, as nft.Manager
+// does) let Snapshot report it without reading again.
 type Rules interface {
 	SetSizes() (map[string]int, error)
 	Counters() (map[string]nft.Counter, error)
+}
+
+// rulesRecord is Rules that keep the last resync's read.
+type rulesRecord interface {
+	LastReadback() nft.Readback
 }
 
 // Info is what the agent knows about itself and does not change.
@@ -47,7 +61,10 @@ var markCounterKeys = map[string]string{
 	nft.CommentTunnelIngress: "tunnel_ingress",
 }
 
-// Source builds reports. Reading the device feeds the Tracker.
+// Source builds reports: fresh ones (Report, for `crosswire status`) and
+// snapshots of what the datapath last read (Snapshot, for metrics).
+// Neither advances the Tracker: it observes the device's own reads
+// (Tracker.Watch).
 type Source struct {
 	Info    Info
 	Engine  Engine
@@ -91,13 +108,82 @@ func (s *Source) now() time.Time {
 	return time.Now()
 }
 
-// Report reads the engine, the device and the table now.
+// activationsRefused returns the on-demand device's refusal counters (nil
+// without on-demand peers): atomics in memory, not a read of the device.
+func (s *Source) activationsRefused() map[string]uint64 {
+	if a, ok := s.Tunnel.(interface{ ActivationsRefused() map[string]uint64 }); ok && s.Info.OnDemandPeers {
+		return a.ActivationsRefused()
+	}
+	return nil
+}
+
+// reading is what a report is built from besides the engine's status.
+type reading struct {
+	now         time.Time
+	mtu         int
+	stats       []wgtun.PeerStats
+	statsErr    error
+	sizes       map[string]int
+	sizesErr    error
+	counters    map[string]nft.Counter
+	countersErr error
+}
+
+// Report reads the device and the table now: `crosswire status` shows
+// what they hold at the moment it asks. An operator's request, one at a
+// time; it changes no state (the tracker only observes the datapath's own
+// reads).
 func (s *Source) Report() Report {
-	now := s.now()
+	rd := reading{now: s.now(), mtu: s.Info.MTU}
+	// An automatically sized MTU follows the underlay: report the live one.
+	if m, ok := s.Tunnel.(interface{ MTU() (int, error) }); ok {
+		if v, err := m.MTU(); err == nil {
+			rd.mtu = v
+		}
+	}
+	if s.Tunnel != nil {
+		rd.stats, rd.statsErr = s.Tunnel.Stats()
+	}
+	if s.Rules != nil {
+		rd.sizes, rd.sizesErr = s.Rules.SetSizes()
+		rd.counters, rd.countersErr = s.Rules.Counters()
+	}
+	return s.build(rd)
+}
+
+// Snapshot builds the report from what the datapath last read — the
+// device's last own read (normally the last resync's) and the table as the
+// last resync read it back — and reads nothing: metrics are served from it
+// at no cost to the datapath however often they are scraped. Its Time is
+// that of the device read, and peer states and handshake ages are as of
+// then; peers and sizes changed since show at the next resync.
+func (s *Source) Snapshot() Report {
+	r, _ := s.snapshot()
+	return r
+}
+
+// snapshot is Snapshot, and when the device was read (zero: not yet).
+func (s *Source) snapshot() (Report, time.Time) {
+	rd := reading{now: s.now(), mtu: s.Info.MTU}
+	var read time.Time
+	if t, ok := s.Tunnel.(tunnelRecord); ok {
+		if at, stats := t.LastStats(); !at.IsZero() {
+			read, rd.now, rd.stats = at, at, stats
+		}
+	}
+	if r, ok := s.Rules.(rulesRecord); ok {
+		rb := r.LastReadback()
+		rd.sizes, rd.counters = rb.Sizes, rb.Counters
+	}
+	return s.build(rd), read
+}
+
+func (s *Source) build(rd reading) Report {
+	now := rd.now
 	st := s.Engine.Status()
 	r := Report{
 		Node: s.Info.Node, Time: now, Interface: s.Info.Interface, PublicKey: s.Info.PublicKey,
-		ListenPort: s.Info.ListenPort, MTU: s.Info.MTU, Strict: s.Info.Strict, OnDemandPeers: s.Info.OnDemandPeers,
+		ListenPort: s.Info.ListenPort, MTU: rd.mtu, Strict: s.Info.Strict, OnDemandPeers: s.Info.OnDemandPeers,
 		HandshakeTimeoutSeconds: s.timeout().Seconds(),
 		Datapath: Datapath{
 			Known: st.Known, Applied: st.Applied, LastDurationSec: st.LastDuration.Seconds(),
@@ -106,33 +192,18 @@ func (s *Source) Report() Report {
 		},
 		Sets: map[string]int{}, MarkCounters: map[string]uint64{},
 	}
-	if a, ok := s.Tunnel.(interface{ ActivationsRefused() map[string]uint64 }); ok && s.Info.OnDemandPeers {
-		r.ActivationsRefused = a.ActivationsRefused()
-	}
-	// An automatically sized MTU follows the underlay: report the live one.
-	if m, ok := s.Tunnel.(interface{ MTU() (int, error) }); ok {
-		if v, err := m.MTU(); err == nil {
-			r.MTU = v
-		}
-	}
+	r.ActivationsRefused = s.activationsRefused()
 	if !st.LastApply.IsZero() {
 		t := st.LastApply
 		r.Datapath.LastApply = &t
 	}
 
-	var stats []wgtun.PeerStats
-	if s.Tunnel != nil {
-		var err error
-		if stats, err = s.Tunnel.Stats(); err != nil {
-			r.Errors = append(r.Errors, "tunnel: "+err.Error())
-		}
+	if rd.statsErr != nil {
+		r.Errors = append(r.Errors, "tunnel: "+rd.statsErr.Error())
 	}
-	r.PeersConfigured = len(stats)
-	if s.Tracker != nil && stats != nil {
-		s.Tracker.Observe(now, stats, s.timeout())
-	}
-	byKey := map[wgtun.Key]wgtun.PeerStats{}
-	for _, ps := range stats {
+	r.PeersConfigured = len(rd.stats)
+	byKey := make(map[wgtun.Key]wgtun.PeerStats, len(rd.stats))
+	for _, ps := range rd.stats {
 		byKey[ps.PublicKey] = ps
 	}
 	rejections := s.rejections()
@@ -140,6 +211,7 @@ func (s *Source) Report() Report {
 	for _, rej := range rejections {
 		rejected[rej.Node] = true
 	}
+	r.Peers = make([]Peer, 0, len(st.Peers)+len(rejections))
 	for _, p := range st.Peers {
 		// A rejected Node the engine holds (strict mode fences its pod
 		// CIDRs as a keyless peer) is shown once, as rejected.
@@ -151,25 +223,20 @@ func (s *Source) Report() Report {
 		r.Peers = append(r.Peers, Peer{Name: rej.Node, PodCIDRs: []string{}, State: StateRejected, Reason: rej.Reason, ReasonGroup: string(rej.Group)})
 	}
 	slices.SortStableFunc(r.Peers, func(a, b Peer) int { return cmp.Compare(a.Name, b.Name) })
-	if r.Peers == nil {
-		r.Peers = []Peer{}
-	}
 
-	if s.Rules != nil {
-		if sizes, err := s.Rules.SetSizes(); err != nil {
-			r.Errors = append(r.Errors, "nftables sets: "+err.Error())
-		} else {
-			for _, name := range []string{nft.SetLocal4, nft.SetLocal6, nft.SetRemote4, nft.SetRemote6} {
-				r.Sets[name] = sizes[name]
-			}
+	if rd.sizesErr != nil {
+		r.Errors = append(r.Errors, "nftables sets: "+rd.sizesErr.Error())
+	} else {
+		for _, name := range []string{nft.SetLocal4, nft.SetLocal6, nft.SetRemote4, nft.SetRemote6} {
+			r.Sets[name] = rd.sizes[name]
 		}
-		if counters, err := s.Rules.Counters(); err != nil {
-			r.Errors = append(r.Errors, "nftables counters: "+err.Error())
-		} else {
-			for comment, key := range markCounterKeys {
-				if c, ok := counters[comment]; ok {
-					r.MarkCounters[key] = c.Packets
-				}
+	}
+	if rd.countersErr != nil {
+		r.Errors = append(r.Errors, "nftables counters: "+rd.countersErr.Error())
+	} else {
+		for comment, key := range markCounterKeys {
+			if c, ok := rd.counters[comment]; ok {
+				r.MarkCounters[key] = c.Packets
 			}
 		}
 	}
@@ -209,35 +276,4 @@ func (s *Source) peer(now time.Time, p proxy.Peer, byKey map[wgtun.Key]wgtun.Pee
 	}
 	out.State = Classify(now, ps.LastHandshake, pending, s.timeout())
 	return out
-}
-
-// ObservedDevice is the WireGuard device as the engine should see it: every
-// Stats and SyncPeers call (the engine syncs the device on each full apply,
-// so at least every resync interval) also feeds the tracker.
-type ObservedDevice struct {
-	*wgtun.Device
-	Tracker *Tracker
-	Timeout time.Duration
-}
-
-// Stats reads the device and records the observation.
-func (d *ObservedDevice) Stats() ([]wgtun.PeerStats, error) {
-	st, err := d.Device.Stats()
-	if err == nil {
-		t := d.Timeout
-		if t <= 0 {
-			t = DefaultHandshakeTimeout
-		}
-		d.Tracker.Observe(time.Now(), st, t)
-	}
-	return st, err
-}
-
-// SyncPeers observes the device, then syncs it: with nobody asking for
-// status, the engine's resync is what keeps the tracker's view current.
-func (d *ObservedDevice) SyncPeers(peers []wgtun.Peer) (string, error) {
-	if _, err := d.Stats(); err != nil {
-		return "", err
-	}
-	return d.Device.SyncPeers(peers)
 }

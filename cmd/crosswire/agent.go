@@ -150,13 +150,14 @@ func runAgent(ctx context.Context, o *options) error {
 	}
 	defer rules.Close()
 
-	// The engine reads the device on every full apply; each read also feeds
-	// the status's handshake tracker.
+	// The engine reads the device on every full apply; each of the
+	// device's own reads feeds the status's handshake tracker, and nothing
+	// else does.
 	tracker := agentstatus.NewTracker()
-	observed := &agentstatus.ObservedDevice{Device: dev, Tracker: tracker, Timeout: o.serve.handshakeTimeout}
+	tracker.Watch(dev, o.serve.handshakeTimeout)
 	engine, err := proxy.New(o.proxyConfig(), proxy.Deps{
 		Rules:   rules,
-		Tunnel:  observed,
+		Tunnel:  dev,
 		Router:  proxy.NewNetlinkRouter(o.proxyConfig(), nil),
 		Sysctls: func() ([]string, error) { return proxy.EnsureSysctls("/proc/sys") },
 		Log:     log.Named("engine"),
@@ -170,7 +171,7 @@ func runAgent(ctx context.Context, o *options) error {
 			Node: o.nodeName, Interface: o.iface, PublicKey: key.PublicKey().String(),
 			ListenPort: dev.ListenPort(), MTU: mtu, Strict: o.proxyConfig().Strict, OnDemandPeers: o.onDemand,
 		},
-		Engine: engine, Tunnel: observed, Rules: rules, Tracker: tracker,
+		Engine: engine, Tunnel: dev, Rules: rules, Tracker: tracker,
 		HandshakeTimeout: o.serve.handshakeTimeout,
 	}
 	ob, err := o.serve.listen(engine, status, log)

@@ -13,11 +13,11 @@ import (
 )
 
 // TestDocsMetrics: docs/operations.md's metric table names every crosswire
-// metric the agent exports, with its type, its label and every value that
-// label takes, and nothing else.
+// metric the agent exports, the per-peer ones included, with its type, its
+// label and every value that label takes, and nothing else.
 func TestDocsMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := agentstatus.NewMetrics(reg, unhealthySample(t)); err != nil {
+	if _, err := agentstatus.NewMetrics(reg, unhealthySample(t), agentstatus.MetricsOptions{PerPeer: true}); err != nil {
 		t.Fatal(err)
 	}
 	families, err := reg.Gather()

@@ -29,6 +29,9 @@ type sampleTunnel struct{ stats []wgtun.PeerStats }
 
 func (d sampleTunnel) Stats() ([]wgtun.PeerStats, error) { return d.stats, nil }
 
+// LastStats: the resync read the device as it is now.
+func (d sampleTunnel) LastStats() (time.Time, []wgtun.PeerStats) { return sampleNow, d.stats }
+
 type sampleRules struct {
 	sizes    map[string]int
 	counters map[string]nft.Counter
@@ -36,6 +39,11 @@ type sampleRules struct {
 
 func (r sampleRules) SetSizes() (map[string]int, error)         { return r.sizes, nil }
 func (r sampleRules) Counters() (map[string]nft.Counter, error) { return r.counters, nil }
+
+// LastReadback: the resync read the table as it is now.
+func (r sampleRules) LastReadback() nft.Readback {
+	return nft.Readback{At: sampleNow, Sizes: r.sizes, Counters: r.counters}
+}
 
 // sampleNow is the clock of every sample.
 var sampleNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)

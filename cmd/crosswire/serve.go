@@ -24,6 +24,7 @@ const DefaultStatusSocket = "/var/run/crosswire/status.sock"
 // serveOptions are the agent's observability flags.
 type serveOptions struct {
 	metricsPort      int
+	metricsPerPeer   bool
 	statusSocket     string
 	handshakeTimeout time.Duration
 }
@@ -34,6 +35,7 @@ func defaultServeOptions() serveOptions {
 
 func (s *serveOptions) flags(fs *pflag.FlagSet) {
 	fs.IntVar(&s.metricsPort, "metrics-port", s.metricsPort, "HTTP port (all addresses) for /metrics, /healthz and /readyz; 0 disables")
+	fs.BoolVar(&s.metricsPerPeer, "metrics-per-peer", s.metricsPerPeer, "also export three series per peer (last handshake, bytes each way): 3N² series in a cluster of N nodes; off, peers are aggregated")
 	fs.StringVar(&s.statusSocket, "status-socket", s.statusSocket, "unix socket (0600) serving the status that \"crosswire status\" reads; empty disables")
 	fs.DurationVar(&s.handshakeTimeout, "handshake-timeout", s.handshakeTimeout, "age after which a peer's handshake no longer counts as ok (WireGuard's REJECT_AFTER_TIME)")
 	_ = fs.MarkHidden("handshake-timeout")
@@ -55,6 +57,7 @@ type observability struct {
 	metrics, status net.Listener
 	statusPath      string
 	registry        *prometheus.Registry
+	metricsView     *agentstatus.Metrics
 	source          *agentstatus.Source
 	engine          *proxy.Engine
 	log             *zap.Logger
@@ -64,10 +67,11 @@ type observability struct {
 // metrics for src and hooks the reconcile metrics into the engine.
 func (s *serveOptions) listen(engine *proxy.Engine, src *agentstatus.Source, log *zap.Logger) (*observability, error) {
 	ob := &observability{registry: prometheus.NewRegistry(), source: src, engine: engine, log: log}
-	m, err := agentstatus.NewMetrics(ob.registry, src)
+	m, err := agentstatus.NewMetrics(ob.registry, src, agentstatus.MetricsOptions{PerPeer: s.metricsPerPeer})
 	if err != nil {
 		return nil, err
 	}
+	ob.metricsView = m
 	if err := ob.registry.Register(collectors.NewGoCollector()); err != nil {
 		return nil, err
 	}
@@ -102,6 +106,8 @@ func (ob *observability) close() {
 func (ob *observability) serve(ctx context.Context, g *errgroup.Group) {
 	if ob.metrics != nil {
 		ob.log.Info("serving metrics and health", zap.String("address", ob.metrics.Addr().String()))
+		// Scrapes are served from a snapshot this rebuilds after applies.
+		g.Go(func() error { return ob.metricsView.Run(ctx) })
 		g.Go(func() error {
 			return agentstatus.Serve(ctx, ob.metrics, agentstatus.Handler(ob.registry, ob.engine))
 		})
