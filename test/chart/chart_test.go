@@ -44,6 +44,7 @@ var customAgentArgs = []string{
 	"--on-demand-peers=true",
 	"--peer-idle-timeout=2m30s",
 	"--metrics-port=19763",
+	"--metrics-per-peer=true",
 	"--status-socket=/run/crosswire/status.sock",
 	"--kubeconfig=/etc/crosswire/kubeconfig",
 }
@@ -261,6 +262,22 @@ func TestCustomValues(t *testing.T) {
 	checkRBAC(t, m, "cw-agent")
 }
 
+// TestMetricsPerPeer: per-peer series are off unless metrics.perPeer asks
+// for them (3N² series across a cluster), and the value changes that one
+// flag only.
+func TestMetricsPerPeer(t *testing.T) {
+	def := container(t, render(t).pod().Containers, "agent").Args
+	on := container(t, render(t, "--set", "metrics.perPeer=true").pod().Containers, "agent").Args
+	if !slices.Contains(def, "--metrics-per-peer=false") {
+		t.Fatalf("default args %q lack --metrics-per-peer=false", def)
+	}
+	want := slices.Clone(def)
+	want[slices.Index(want, "--metrics-per-peer=false")] = "--metrics-per-peer=true"
+	if !slices.Equal(on, want) {
+		t.Errorf("metrics.perPeer=true: args\n  %q\nwant\n  %q", on, want)
+	}
+}
+
 // TestFlagsKnownToBinary: every flag the chart renders exists in the real
 // binary's flag set (a renamed flag would otherwise crash-loop every node).
 func TestFlagsKnownToBinary(t *testing.T) {
@@ -371,6 +388,7 @@ func TestSchemaRejects(t *testing.T) {
 		{[]string{"--set", "listenPort=0"}, []string{"/listenPort", "minimum"}},
 		{[]string{"--set", "logLevel=loud"}, []string{"/logLevel", "'debug', 'info', 'warn', 'error'"}},
 		{[]string{"--set", "metrics.port=65536"}, []string{"/metrics/port", "maximum"}},
+		{[]string{"--set", "metrics.perPeer=maybe"}, []string{"/metrics/perPeer", "boolean"}},
 		{[]string{"-f", unquotedMark}, []string{"/mark", "string"}},
 		{[]string{"--set", "mask=0x1g"}, []string{"/mask", "does not match pattern"}},
 		{[]string{"--set", "wgFwmark=0x123456789"}, []string{"/wgFwmark", "pattern"}},

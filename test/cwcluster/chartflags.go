@@ -22,6 +22,7 @@ var chartDefaults = [][2]string{
 	{"on-demand-peers", "false"},
 	{"peer-idle-timeout", "5m"},
 	{"metrics-port", "9763"},
+	{"metrics-per-peer", "false"},
 	{"status-socket", "/var/run/crosswire/status.sock"},
 }
 

@@ -59,7 +59,8 @@ func TestChartFlags(t *testing.T) {
 		OnDemandPeers  bool   `json:"onDemandPeers"`
 		PeerIdle       string `json:"peerIdleTimeout"`
 		Metrics        struct {
-			Port int `json:"port"`
+			Port    int  `json:"port"`
+			PerPeer bool `json:"perPeer"`
 		} `json:"metrics"`
 		HostPaths struct {
 			WireguardSocketDir string `json:"wireguardSocketDir"`
@@ -74,7 +75,7 @@ func TestChartFlags(t *testing.T) {
 		"--nft-table": v.NftTable, "--log-level": v.LogLevel, "--listen-port": strconv.Itoa(v.ListenPort),
 		"--wg-fwmark": v.WgFwmark, "--mtu": strconv.Itoa(v.MTU), "--strict": strconv.FormatBool(v.Strict),
 		"--resync-interval": v.ResyncInterval, "--keepalive": strconv.Itoa(v.Keepalive),
-		"--metrics-port":    strconv.Itoa(v.Metrics.Port),
+		"--metrics-port": strconv.Itoa(v.Metrics.Port), "--metrics-per-peer": strconv.FormatBool(v.Metrics.PerPeer),
 		"--on-demand-peers": strconv.FormatBool(v.OnDemandPeers), "--peer-idle-timeout": v.PeerIdle,
 		// Per node on one machine (see chartFlags).
 		"--state-dir": "/k/node1/state", "--interface": "cwdemo-n1", "--status-socket": "/s/node1/status.sock",

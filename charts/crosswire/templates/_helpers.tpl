@@ -88,6 +88,7 @@ first, then its own flags (crosswire.agentArgs). One YAML list item a line.
 - --on-demand-peers={{ .Values.onDemandPeers }}
 - --peer-idle-timeout={{ .Values.peerIdleTimeout }}
 - --metrics-port={{ .Values.metrics.port }}
+- --metrics-per-peer={{ .Values.metrics.perPeer }}
 - --status-socket={{ include "crosswire.statusSocket" . }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
