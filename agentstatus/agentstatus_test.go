@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,19 +108,36 @@ type fakeEngine struct {
 
 func (f *fakeEngine) Status() proxy.Status { f.calls++; return f.st }
 
-// fakeTunnel: Stats is the live device, LastStats its last own read.
+// fakeTunnel: Stats is the live device, LastStats its last own read
+// (setRead changes it while the metrics' Run may be reading it).
 type fakeTunnel struct {
-	stats  []wgtun.PeerStats
-	err    error
+	stats []wgtun.PeerStats
+	err   error
+
+	mu     sync.Mutex
 	readAt time.Time
 	read   []wgtun.PeerStats
 	calls  int
 }
 
-func (f *fakeTunnel) Stats() ([]wgtun.PeerStats, error) { f.calls++; return f.stats, f.err }
+func (f *fakeTunnel) Stats() ([]wgtun.PeerStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	return f.stats, f.err
+}
+
 func (f *fakeTunnel) LastStats() (time.Time, []wgtun.PeerStats) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.calls++
 	return f.readAt, f.read
+}
+
+func (f *fakeTunnel) setRead(at time.Time, read []wgtun.PeerStats) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.readAt, f.read = at, read
 }
 
 type fakeRules struct{ calls int }

@@ -136,14 +136,23 @@ func (m *Metrics) ObserveApply(r proxy.ApplyResult) {
 	}
 }
 
-// Run rebuilds the snapshot after applies, at most every MinRefresh (an
-// apply in between is taken at the end of the wait), until ctx ends.
+// Run keeps the snapshot current until ctx ends: it rebuilds it after
+// applies, and when the device or the table was read since (a read outside
+// an apply: handshakes initiated after the first, the on-demand idle
+// check), at most every MinRefresh. An apply during the wait is taken at
+// its end.
 func (m *Metrics) Run(ctx context.Context) error {
+	tick := time.NewTicker(m.minRefresh)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-m.kick:
+		case <-tick.C:
+			if m.src.readTimes() == m.view.Load().reads {
+				continue
+			}
 		}
 		m.Refresh()
 		t := time.NewTimer(m.minRefresh)
@@ -158,9 +167,10 @@ func (m *Metrics) Run(ctx context.Context) error {
 
 // Refresh rebuilds the snapshot now. It reads no kernel state.
 func (m *Metrics) Refresh() {
+	reads := m.src.readTimes()
 	r, read := m.src.snapshot()
 	v := &view{
-		read: read, configured: r.PeersConfigured,
+		reads: reads, read: read, configured: r.PeersConfigured,
 		states: map[string]int{}, rejected: map[controller.ReasonGroup]int{},
 		ageBuckets: make(map[float64]uint64, len(handshakeAgeBuckets)),
 		marked:     map[string]uint64{},
@@ -199,16 +209,14 @@ func (m *Metrics) Refresh() {
 		}
 		v.peers = append(v.peers, ps)
 	}
-	for key, family := range map[string]string{"egress4": "ipv4", "egress6": "ipv6"} {
-		if c, ok := r.MarkCounters[key]; ok {
-			v.marked[family] = c
-		}
-	}
+	// Both families always: 0 until the table was read back.
+	v.marked["ipv4"], v.marked["ipv6"] = r.MarkCounters["egress4"], r.MarkCounters["egress6"]
 	m.view.Store(v)
 }
 
 // view is what a scrape exports, computed when the snapshot is rebuilt.
 type view struct {
+	reads      readTimes // what the snapshot was built from
 	read       time.Time // the device read; zero if none
 	configured int
 	states     map[string]int

@@ -151,7 +151,7 @@ func TestMetricsPerPeerOptIn(t *testing.T) {
 }
 
 // TestMetricsRefreshAfterApply: the snapshot changes when Run rebuilds it
-// after an apply, not when scraped.
+// after an apply or a new read of the device, not when scraped.
 func TestMetricsRefreshAfterApply(t *testing.T) {
 	src, _, tun, _ := bigSource(3)
 	reg := prometheus.NewRegistry()
@@ -167,7 +167,7 @@ func TestMetricsRefreshAfterApply(t *testing.T) {
 	}
 	// A resync read the device again; until the apply is reported the
 	// metrics stay as they were.
-	tun.readAt, tun.read = t0.Add(30*time.Second), tun.read[:1]
+	tun.setRead(t0.Add(30*time.Second), tun.read[:1])
 	if got := configured(); got != 3 {
 		t.Fatalf("configured %v before the apply was reported, want 3 (a scrape rebuilt the snapshot)", got)
 	}
@@ -185,6 +185,17 @@ func TestMetricsRefreshAfterApply(t *testing.T) {
 	}
 	if got := gathered(t, reg, "crosswire_wireguard_last_read_timestamp_seconds", ""); got != float64(t0.Unix()+30) {
 		t.Fatalf("last read %v, want %d", got, t0.Unix()+30)
+	}
+
+	// A read outside an apply (the on-demand idle check, handshakes
+	// initiated after the first apply) is picked up too.
+	tun.setRead(t0.Add(40*time.Second), nil)
+	deadline = time.Now().Add(10 * time.Second)
+	for configured() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("configured %v 10 s after a device read, want 0", configured())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -178,6 +178,22 @@ func (s *Source) snapshot() (Report, time.Time) {
 	return s.build(rd), read
 }
 
+// readTimes identify the device and table reads a snapshot is built from.
+type readTimes struct{ device, table time.Time }
+
+// readTimes returns when the device and the table were last read by the
+// datapath; it reads neither.
+func (s *Source) readTimes() readTimes {
+	var rt readTimes
+	if t, ok := s.Tunnel.(tunnelRecord); ok {
+		rt.device, _ = t.LastStats()
+	}
+	if r, ok := s.Rules.(rulesRecord); ok {
+		rt.table = r.LastReadback().At
+	}
+	return rt
+}
+
 func (s *Source) build(rd reading) Report {
 	now := rd.now
 	st := s.Engine.Status()

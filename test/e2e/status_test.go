@@ -52,18 +52,27 @@ func agentHTTP(t *testing.T, n *netcluster.Node, path string) (int, string) {
 // Prometheus text exposition, or fails.
 func metric(t *testing.T, body, series string) float64 {
 	t.Helper()
+	v, err := sample(body, series)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// sample is metric for a condition that may not hold yet.
+func sample(body, series string) (float64, error) {
 	for _, l := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(l, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("%s: %v", l, err)
-			}
-			return f
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
 		}
 	}
-	t.Fatalf("no sample %s in /metrics", series)
-	return 0
+	return 0, fmt.Errorf("no sample %s in /metrics", series)
 }
+
+// metricsRefresh bounds how long after a change the metrics show it: the
+// next resync reads the device and the table, and the snapshot scrapes are
+// served from is rebuilt at most every agentstatus.DefaultMinRefresh.
+const metricsRefresh = 3*resync + agentstatus.DefaultMinRefresh + 2*time.Second
 
 // crosswireStatus runs `crosswire status` in n's namespace and returns its
 // output and exit code.
@@ -101,12 +110,13 @@ func peerStates(r agentstatus.Report) map[string]string {
 }
 
 // TestStatusAndMetrics checks what an operator and Prometheus see: health
-// and readiness, per-peer handshakes and bytes and the marking counters
-// growing with traffic, `crosswire status` ok with exit 0; then a node with
-// a wrong key shows as "handshake stale", a malformed node as rejected,
-// and the command exits 1, until the key is right again.
+// and readiness, handshakes and bytes (in total, and per peer with
+// --metrics-per-peer) and the marking counters growing with traffic,
+// `crosswire status` ok with exit 0; then a node with a wrong key shows as
+// "handshake stale", a malformed node as rejected, and the command exits
+// 1, until the key is right again.
 func TestStatusAndMetrics(t *testing.T) {
-	e := newEnv(t, netcluster.Options{Nodes: 3, PodsPerNode: 1})
+	e := newEnv(t, netcluster.Options{Nodes: 3, PodsPerNode: 1}, "--metrics-per-peer")
 	n1, n2, n3 := e.c.Nodes[0], e.c.Nodes[1], e.c.Nodes[2]
 
 	if code, body := agentHTTP(t, n1, "/healthz"); code != 200 {
@@ -127,25 +137,50 @@ func TestStatusAndMetrics(t *testing.T) {
 		}
 	}
 	crossNodeTraffic(t, e.c)
-	_, after := agentHTTP(t, n1, "/metrics")
-	for _, peer := range []string{n2.Name, n3.Name} {
-		for _, name := range []string{"crosswire_peer_receive_bytes_total", "crosswire_peer_transmit_bytes_total"} {
-			s := fmt.Sprintf(`%s{peer=%q}`, name, peer)
-			if b, a := metric(t, before, s), metric(t, after, s); a <= b {
-				t.Errorf("%s did not grow with traffic: %v -> %v", s, b, a)
+	// Scrapes are served from what the last resync read: the traffic shows
+	// once a resync has seen it.
+	grew := func(after, series string) error {
+		b, err := sample(before, series)
+		if err != nil {
+			return err
+		}
+		a, err := sample(after, series)
+		if err != nil {
+			return err
+		}
+		if a <= b {
+			return fmt.Errorf("%s did not grow with traffic: %v -> %v", series, b, a)
+		}
+		return nil
+	}
+	var after string
+	eventually(t, metricsRefresh, "metrics show the traffic", func() error {
+		_, after = agentHTTP(t, n1, "/metrics")
+		for _, peer := range []string{n2.Name, n3.Name} {
+			for _, name := range []string{"crosswire_peer_receive_bytes_total", "crosswire_peer_transmit_bytes_total"} {
+				if err := grew(after, fmt.Sprintf(`%s{peer=%q}`, name, peer)); err != nil {
+					return err
+				}
+			}
+			s := fmt.Sprintf(`crosswire_peer_last_handshake_seconds{peer=%q}`, peer)
+			if hs, err := sample(after, s); err != nil || hs == 0 || time.Since(time.Unix(int64(hs), 0)) > time.Minute {
+				return fmt.Errorf("%s = %v (%v): no recent handshake", s, hs, err)
 			}
 		}
-		s := fmt.Sprintf(`crosswire_peer_last_handshake_seconds{peer=%q}`, peer)
-		if hs := metric(t, after, s); hs == 0 || time.Since(time.Unix(int64(hs), 0)) > time.Minute {
-			t.Errorf("%s = %v: no recent handshake", s, hs)
+		for _, s := range []string{"crosswire_tunnel_receive_bytes_total", "crosswire_tunnel_transmit_bytes_total", `crosswire_marked_packets_total{family="ipv4"}`} {
+			if err := grew(after, s); err != nil {
+				return err
+			}
 		}
-	}
-	if b, a := metric(t, before, `crosswire_marked_packets_total{family="ipv4"}`), metric(t, after, `crosswire_marked_packets_total{family="ipv4"}`); a <= b {
-		t.Errorf("marked packets did not grow: %v -> %v", b, a)
-	}
-	if v := metric(t, after, `crosswire_peers{state="ok"}`); v != 2 {
-		t.Errorf(`crosswire_peers{state="ok"} = %v, want 2`, v)
-	}
+		// Both peers handshook within the last minute.
+		if v, err := sample(after, `crosswire_peer_handshake_age_seconds_bucket{le="60"}`); err != nil || v != 2 {
+			return fmt.Errorf("handshake ages within 60 s: %v (%v), want 2", v, err)
+		}
+		if v, err := sample(after, `crosswire_peers{state="ok"}`); err != nil || v != 2 {
+			return fmt.Errorf(`crosswire_peers{state="ok"} = %v (%v), want 2`, v, err)
+		}
+		return nil
+	})
 	if v := metric(t, after, `crosswire_reconcile_total{kind="full"}`); v < 1 {
 		t.Errorf("no full reconcile counted: %v", v)
 	}
@@ -194,13 +229,16 @@ func TestStatusAndMetrics(t *testing.T) {
 	if code != 1 || !strings.Contains(text, "handshake stale") || !strings.Contains(text, "rejected: ") {
 		t.Fatalf("text status exit %d:\n%s", code, text)
 	}
-	_, m := agentHTTP(t, n1, "/metrics")
-	if v := metric(t, m, `crosswire_peers{state="handshake_stale"}`); v != 1 {
-		t.Errorf("stale peers metric %v, want 1", v)
-	}
-	if v := metric(t, m, `crosswire_rejected_nodes{reason="cidr"}`); v != 1 {
-		t.Errorf("rejected cidr metric %v, want 1", v)
-	}
+	eventually(t, metricsRefresh, "metrics show the stale and the rejected node", func() error {
+		_, m := agentHTTP(t, n1, "/metrics")
+		if v, err := sample(m, `crosswire_peers{state="handshake_stale"}`); err != nil || v != 1 {
+			return fmt.Errorf("stale peers metric %v (%v), want 1", v, err)
+		}
+		if v, err := sample(m, `crosswire_rejected_nodes{reason="cidr"}`); err != nil || v != 1 {
+			return fmt.Errorf("rejected cidr metric %v (%v), want 1", v, err)
+		}
+		return nil
+	})
 	if code, body := agentHTTP(t, n1, "/readyz"); code != 200 {
 		t.Errorf("/readyz with a stale peer = %d %q (the datapath itself is applied)", code, body)
 	}
