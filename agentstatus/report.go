@@ -48,8 +48,9 @@ type Report struct {
 
 	Datapath Datapath `json:"datapath"`
 	Peers    []Peer   `json:"peers"`
-	// Sets holds the number of pod CIDRs in each nftables set as read back
-	// from the kernel: local4, local6, remote4, remote6.
+	// Sets holds the number of pod CIDRs in each nftables set as the last
+	// resync read them back from the kernel: local4, local6, remote4,
+	// remote6.
 	Sets map[string]int `json:"sets"`
 	// MarkCounters are the packet counters of the marking rules as read
 	// back from the kernel: egress4, egress6, tunnel_ingress. They restart

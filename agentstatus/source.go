@@ -17,28 +17,18 @@ type Engine interface {
 	Status() proxy.Status
 }
 
-// Tunnel is wgtun.Device: Stats reads it afresh, for `crosswire status`.
-// A tunnel that also keeps its own last read (LastStats, as wgtun.Device
-// does) lets Snapshot report it without reading again.
+// Tunnel is wgtun.Device: Stats reads it afresh (`crosswire status`),
+// LastStats returns its last own read (metrics).
 type Tunnel interface {
 	Stats() ([]wgtun.PeerStats, error)
-}
-
-// tunnelRecord is a Tunnel that keeps its last own read.
-type tunnelRecord interface {
 	LastStats() (time.Time, []wgtun.PeerStats)
 }
 
-// Rules is nft.Manager: SetSizes and Counters read the table afresh. Rules
-// that also keep the last resync's read (LastReadback, as nft.Manager
-// does) let Snapshot report it without reading again.
+// Rules is nft.Manager: Counters reads the rule counters afresh (a dozen
+// rules, whatever the cluster's size); LastReadback returns what the last
+// resync's drift check read, the sets' sizes included.
 type Rules interface {
-	SetSizes() (map[string]int, error)
 	Counters() (map[string]nft.Counter, error)
-}
-
-// rulesRecord is Rules that keep the last resync's read.
-type rulesRecord interface {
 	LastReadback() nft.Readback
 }
 
@@ -124,15 +114,17 @@ type reading struct {
 	stats       []wgtun.PeerStats
 	statsErr    error
 	sizes       map[string]int
-	sizesErr    error
 	counters    map[string]nft.Counter
 	countersErr error
 }
 
-// Report reads the device and the table now: `crosswire status` shows
-// what they hold at the moment it asks. An operator's request, one at a
-// time; it changes no state (the tracker only observes the datapath's own
-// reads).
+// Report is what `crosswire status` shows: the device read now (as `wg
+// show` would), the rule counters read now, and the sets' sizes as the
+// last resync read them back (dumping every set under the manager's lock
+// costs ~30 ms at 5000 Nodes, too much to repeat per request). Its cost
+// to the datapath is bounded: one UAPI read, and the manager's lock held
+// for a dozen rules. It changes no state: the tracker only observes the
+// datapath's own reads.
 func (s *Source) Report() Report {
 	rd := reading{now: s.now(), mtu: s.Info.MTU}
 	// An automatically sized MTU follows the underlay: report the live one.
@@ -145,7 +137,7 @@ func (s *Source) Report() Report {
 		rd.stats, rd.statsErr = s.Tunnel.Stats()
 	}
 	if s.Rules != nil {
-		rd.sizes, rd.sizesErr = s.Rules.SetSizes()
+		rd.sizes = s.Rules.LastReadback().Sizes
 		rd.counters, rd.countersErr = s.Rules.Counters()
 	}
 	return s.build(rd)
@@ -166,13 +158,13 @@ func (s *Source) Snapshot() Report {
 func (s *Source) snapshot() (Report, time.Time) {
 	rd := reading{now: s.now(), mtu: s.Info.MTU}
 	var read time.Time
-	if t, ok := s.Tunnel.(tunnelRecord); ok {
-		if at, stats := t.LastStats(); !at.IsZero() {
+	if s.Tunnel != nil {
+		if at, stats := s.Tunnel.LastStats(); !at.IsZero() {
 			read, rd.now, rd.stats = at, at, stats
 		}
 	}
-	if r, ok := s.Rules.(rulesRecord); ok {
-		rb := r.LastReadback()
+	if s.Rules != nil {
+		rb := s.Rules.LastReadback()
 		rd.sizes, rd.counters = rb.Sizes, rb.Counters
 	}
 	return s.build(rd), read
@@ -185,11 +177,11 @@ type readTimes struct{ device, table time.Time }
 // datapath; it reads neither.
 func (s *Source) readTimes() readTimes {
 	var rt readTimes
-	if t, ok := s.Tunnel.(tunnelRecord); ok {
-		rt.device, _ = t.LastStats()
+	if s.Tunnel != nil {
+		rt.device, _ = s.Tunnel.LastStats()
 	}
-	if r, ok := s.Rules.(rulesRecord); ok {
-		rt.table = r.LastReadback().At
+	if s.Rules != nil {
+		rt.table = s.Rules.LastReadback().At
 	}
 	return rt
 }
@@ -240,12 +232,8 @@ func (s *Source) build(rd reading) Report {
 	}
 	slices.SortStableFunc(r.Peers, func(a, b Peer) int { return cmp.Compare(a.Name, b.Name) })
 
-	if rd.sizesErr != nil {
-		r.Errors = append(r.Errors, "nftables sets: "+rd.sizesErr.Error())
-	} else {
-		for _, name := range []string{nft.SetLocal4, nft.SetLocal6, nft.SetRemote4, nft.SetRemote6} {
-			r.Sets[name] = rd.sizes[name]
-		}
+	for _, name := range []string{nft.SetLocal4, nft.SetLocal6, nft.SetRemote4, nft.SetRemote6} {
+		r.Sets[name] = rd.sizes[name]
 	}
 	if rd.countersErr != nil {
 		r.Errors = append(r.Errors, "nftables counters: "+rd.countersErr.Error())

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -184,28 +185,52 @@ func TestDriftKeepsReadback(t *testing.T) {
 }
 
 // BenchmarkDrift is a resync's whole table check (render, read back, compare)
-// of an in-sync table with n remote prefixes, under the manager's lock.
+// of an in-sync table with n remote prefixes, under the manager's lock;
+// SetSizes is the fresh read `crosswire status` makes of the same sets.
+// Besides wall time it reports the process's CPU time per operation
+// (user + system, the kernel's dump included), which a loaded machine
+// distorts less.
 func BenchmarkDrift(b *testing.B) {
 	for _, n := range []int{100, 1000, 5000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			ns := benchNetNS(b)
-			m, err := New(validConfig(), WithNetNS(int(ns)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer m.Close()
-			st := State{Local: pfx("10.244.0.0/24")}
-			for i := range n {
-				st.Remote = append(st.Remote, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(128 + i/128), byte(2 * (i % 128)), 0}), 24))
-			}
-			if err := m.Apply(st); err != nil {
-				b.Fatal(err)
-			}
+		ns := benchNetNS(b)
+		m, err := New(validConfig(), WithNetNS(int(ns)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		st := State{Local: pfx("10.244.0.0/24")}
+		for i := range n {
+			st.Remote = append(st.Remote, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(128 + i/128), byte(2 * (i % 128)), 0}), 24))
+		}
+		if err := m.Apply(st); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("Drift/%d", n), func(b *testing.B) {
+			cpu := cpuTime(b)
 			for b.Loop() {
 				if d, err := m.Drift(st); err != nil || len(d) != 0 {
 					b.Fatalf("Drift = %q, %v", d, err)
 				}
 			}
+			b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
 		})
+		b.Run(fmt.Sprintf("SetSizes/%d", n), func(b *testing.B) {
+			cpu := cpuTime(b)
+			for b.Loop() {
+				if s, err := m.SetSizes(); err != nil || s[SetRemote4] != n {
+					b.Fatalf("SetSizes = %v, %v", s, err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
+		})
+		m.Close()
 	}
+}
+
+// cpuTime is the process's user + system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -37,7 +37,6 @@ type sampleRules struct {
 	counters map[string]nft.Counter
 }
 
-func (r sampleRules) SetSizes() (map[string]int, error)         { return r.sizes, nil }
 func (r sampleRules) Counters() (map[string]nft.Counter, error) { return r.counters, nil }
 
 // LastReadback: the resync read the table as it is now.
