@@ -1,7 +1,9 @@
 package wgtun
 
 import (
+	"fmt"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -60,4 +62,63 @@ func TestOwnReadsRecordedLooksNot(t *testing.T) {
 	if _, peers := d.LastStats(); len(peers) != 1 || peers[0].PublicKey != peer.PublicKey {
 		t.Fatalf("LastStats after the second SyncPeers: %+v", peers)
 	}
+}
+
+// BenchmarkResyncRead is the WireGuard part of a resync with n peers in
+// sync: SyncPeers, whose one read of every peer is recorded and observed,
+// against the same with the separate Stats read the status tracker used to
+// add before it ("+stats"); Stats alone is what `crosswire status` reads.
+func BenchmarkResyncRead(b *testing.B) {
+	needRootForTUN(b)
+	for _, n := range []int{100, 1000, 5000} {
+		d := benchDevice(b)
+		d.OnRead(func(time.Time, []PeerStats) {})
+		peers := benchPeers(b, n)
+		if _, err := d.SyncPeers(peers); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("sync/%d", n), func(b *testing.B) {
+			defer reportCPU(b)()
+			for b.Loop() {
+				if diff, err := d.SyncPeers(peers); err != nil || diff != "" {
+					b.Fatalf("SyncPeers = %q, %v", diff, err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("sync+stats/%d", n), func(b *testing.B) {
+			defer reportCPU(b)()
+			for b.Loop() {
+				if _, err := d.Stats(); err != nil {
+					b.Fatal(err)
+				}
+				if diff, err := d.SyncPeers(peers); err != nil || diff != "" {
+					b.Fatalf("SyncPeers = %q, %v", diff, err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("stats/%d", n), func(b *testing.B) {
+			defer reportCPU(b)()
+			for b.Loop() {
+				if _, err := d.Stats(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// reportCPU starts measuring the process's CPU time (user + system, the
+// UAPI server's goroutines included); the function it returns reports it
+// per operation, a figure a loaded machine distorts less than wall time.
+func reportCPU(b *testing.B) func() {
+	start := cpuTime(b)
+	return func() { b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op") }
+}
+
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
