@@ -108,6 +108,13 @@ type fakeEngine struct {
 
 func (f *fakeEngine) Status() proxy.Status { f.calls++; return f.st }
 
+func (f *fakeEngine) ApplyStatus() proxy.Status {
+	f.calls++
+	st := f.st
+	st.Peers = nil
+	return st
+}
+
 // fakeTunnel: Stats is the live device, LastStats its last own read
 // (setRead changes it while the metrics' Run may be reading it).
 type fakeTunnel struct {

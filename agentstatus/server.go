@@ -17,13 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/crosswire/crosswire/internal/unixsock"
+	"github.com/crosswire/crosswire/proxy"
 )
 
 // Handler serves /metrics from reg, /healthz (200 while the process
 // serves) and /readyz (200 once the datapath was applied after the node
 // source delivered its state, and while the last apply succeeded; 503 with
 // the reason otherwise).
-func Handler(reg prometheus.Gatherer, engine Engine) http.Handler {
+func Handler(reg prometheus.Gatherer, engine Readiness) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -39,9 +40,15 @@ func Handler(reg prometheus.Gatherer, engine Engine) http.Handler {
 	return mux
 }
 
+// Readiness is proxy.Engine as /readyz asks it: its apply state without
+// the peers, which would cost a copy of every peer per probe.
+type Readiness interface {
+	ApplyStatus() proxy.Status
+}
+
 // notReady explains why the datapath is not ready ("" when it is).
-func notReady(engine Engine) string {
-	st := engine.Status()
+func notReady(engine Readiness) string {
+	st := engine.ApplyStatus()
 	switch {
 	case !st.Known:
 		return "node source not synced yet"

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net/netip"
+	"reflect"
 	"testing"
 )
 
@@ -60,5 +61,26 @@ func TestPeerKeysInStatus(t *testing.T) {
 	d.Peers[0].PodCIDRs[0] = netip.Prefix{}
 	if !e.Status().Peers[0].PodCIDRs[0].IsValid() {
 		t.Fatal("Status shares its pod CIDRs with the desired state")
+	}
+}
+
+// ApplyStatus is Status without the peers.
+func TestApplyStatusLeavesPeersOut(t *testing.T) {
+	w := newWorld()
+	e := newEngine(t, w)
+	e.Update(desired(peerB(), peerC()))
+	if err := e.reconcile(false); err != nil {
+		t.Fatal(err)
+	}
+	full, short := e.Status(), e.ApplyStatus()
+	if len(full.Peers) != 2 || short.Peers != nil {
+		t.Fatalf("Status has %d peers, ApplyStatus %d; want 2 and none", len(full.Peers), len(short.Peers))
+	}
+	full.Peers = nil
+	if !reflect.DeepEqual(full, short) {
+		t.Fatalf("ApplyStatus %+v, Status without peers %+v", short, full)
+	}
+	if !short.Known || !short.Applied || short.Applies != 1 {
+		t.Fatalf("ApplyStatus %+v: want known, applied once", short)
 	}
 }
