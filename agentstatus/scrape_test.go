@@ -288,3 +288,20 @@ func BenchmarkSnapshotRefresh(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTrackerObserve is the tracker's share of a device read (it runs
+// in the device's read, while the device's writes wait).
+func BenchmarkTrackerObserve(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("peers=%d", n), func(b *testing.B) {
+			_, _, tun, _ := bigSource(n)
+			tr := NewTracker()
+			at := t0
+			b.ReportAllocs()
+			for b.Loop() {
+				at = at.Add(30 * time.Second)
+				tr.Observe(at, tun.read, DefaultHandshakeTimeout)
+			}
+		})
+	}
+}
