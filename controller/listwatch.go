@@ -61,14 +61,6 @@ func nodeListWatch(client kubernetes.Interface, r *outageRetry) cache.ListerWatc
 	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc:  list,
 		WatchFuncWithContext: watchFn,
-		// The reflector only calls the context variants; these keep the
-		// ListWatch complete for callers that do not.
-		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
-			return list(context.Background(), opts)
-		},
-		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
-			return watchFn(context.Background(), opts)
-		},
 	}, client)
 }
 

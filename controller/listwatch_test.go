@@ -40,7 +40,7 @@ func TestIsOutage(t *testing.T) {
 		{apierrors.NewServiceUnavailable("apiserver is shutting down"), true},
 		{apierrors.NewTooManyRequests("not fully initialized", 1), true},
 		{apierrors.NewForbidden(nodesGR, "", errors.New("RBAC")), false},
-		{apierrors.NewGone("too old resource version"), false},
+		{apierrors.NewResourceExpired("too old resource version"), false},
 		{apierrors.NewResourceExpired("expired"), false},
 		{apierrors.NewInternalError(errors.New("etcd")), false},
 		{apierrors.NewBadRequest("watch-list unsupported"), false},
@@ -142,7 +142,7 @@ func TestRetryOutageRidesOutAnOutage(t *testing.T) {
 // returned at once, unretried and unlogged.
 func TestRetryOutagePassesOtherErrors(t *testing.T) {
 	for _, want := range []error{
-		apierrors.NewGone("too old resource version"),
+		apierrors.NewResourceExpired("too old resource version"),
 		apierrors.NewForbidden(nodesGR, "", errors.New("RBAC")),
 	} {
 		r, logs, waits := testRetry(t)
