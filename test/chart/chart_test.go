@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -196,6 +198,7 @@ func TestDefaults(t *testing.T) {
 	}
 
 	checkRBAC(t, m, fullName)
+	checkAdmissionPolicy(t, m, fullName)
 }
 
 func TestCustomValues(t *testing.T) {
@@ -260,6 +263,11 @@ func TestCustomValues(t *testing.T) {
 		t.Errorf("service account %q / %+v", pod.ServiceAccountName, m.ServiceAccount.ObjectMeta)
 	}
 	checkRBAC(t, m, "cw-agent")
+	if m.Policy != nil || m.PolicyBinding != nil {
+		t.Errorf("admissionPolicy.enabled=false rendered policy %v binding %v", m.Policy != nil, m.PolicyBinding != nil)
+	}
+	// The policy, when on, names the ServiceAccount the agent runs as.
+	checkAdmissionPolicy(t, render(t, "-f", customValues(t), "--set", "admissionPolicy.enabled=true"), "cw-agent")
 }
 
 // TestMetricsPerPeer: per-peer series are off unless metrics.perPeer asks
@@ -556,5 +564,39 @@ func checkRBAC(t *testing.T, m *manifests, sa string) {
 	}
 	if m.ServiceAccount.Name != sa || m.ServiceAccount.Namespace != testNamespace {
 		t.Errorf("ServiceAccount %s/%s", m.ServiceAccount.Namespace, m.ServiceAccount.Name)
+	}
+}
+
+// checkAdmissionPolicy: the node-identity policy matches exactly the
+// agent's ServiceAccount, fails closed, and is bound with Deny. What it
+// allows and denies is tested against a real API server
+// (policy_apiserver_test.go).
+func checkAdmissionPolicy(t *testing.T, m *manifests, sa string) {
+	t.Helper()
+	p, b := m.Policy, m.PolicyBinding
+	if p == nil || b == nil {
+		t.Fatalf("admission policy %v binding %v, want both", p != nil, b != nil)
+	}
+	if p.Name != fullName+"-node-identity" || b.Spec.PolicyName != p.Name {
+		t.Errorf("policy %q, binding names %q", p.Name, b.Spec.PolicyName)
+	}
+	if p.Spec.FailurePolicy == nil || *p.Spec.FailurePolicy != admissionv1.Fail {
+		t.Errorf("failurePolicy %v, want Fail", p.Spec.FailurePolicy)
+	}
+	want := fmt.Sprintf("request.userInfo.username == %q", "system:serviceaccount:"+testNamespace+":"+sa)
+	if len(p.Spec.MatchConditions) != 1 || p.Spec.MatchConditions[0].Expression != want {
+		t.Errorf("matchConditions %+v, want only %s", p.Spec.MatchConditions, want)
+	}
+	if !slices.Equal(b.Spec.ValidationActions, []admissionv1.ValidationAction{admissionv1.Deny}) {
+		t.Errorf("validationActions %v, want [Deny]", b.Spec.ValidationActions)
+	}
+	// The annotations it lets the agent write are the controller's.
+	own := fmt.Sprintf("['%s', '%s']", controller.AnnotationPublicKey, controller.AnnotationEndpoint)
+	found := false
+	for _, v := range p.Spec.Variables {
+		found = found || (v.Name == "own" && v.Expression == own)
+	}
+	if !found {
+		t.Errorf("no variable own = %s in %+v", own, p.Spec.Variables)
 	}
 }
