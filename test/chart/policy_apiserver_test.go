@@ -339,6 +339,9 @@ func TestNodeIdentityPolicy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if n.Labels == nil {
+			n.Labels = map[string]string{}
+		}
 		n.Labels["example.com/x"] = "y"
 		_, err = agentA.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
 		c.deniedByPolicy(t, "A updates its labels with PUT", err, "labels")
