@@ -20,7 +20,7 @@ import (
 const policyName = release + "-node-identity"
 
 // checkNodeIdentityPolicy: with the default values the chart's admission
-// policy is installed and in force, and every agent (authenticated by the
+// policy is installed, type-checks without warnings and is in force, and every agent (authenticated by the
 // token the kubelet projected into its pod) still published its key on its
 // own Node under it: checkAgents checked the keys, and every Node records
 // crosswire-agent's write. A token bound to node 0's agent pod may not
@@ -30,8 +30,23 @@ func checkNodeIdentityPolicy(t *testing.T, c *kubecluster.Cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cs := c.Client()
-	if _, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, policyName, metav1.GetOptions{}); err != nil {
-		t.Fatalf("policy: %v", err)
+	// kube-controller-manager type-checks the expressions against Node's
+	// schema and reports mistakes (a misspelt field) in the status.
+	for {
+		p, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, policyName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("policy: %v", err)
+		}
+		if p.Status.ObservedGeneration == p.Generation && p.Status.TypeChecking != nil {
+			if w := p.Status.TypeChecking.ExpressionWarnings; len(w) > 0 {
+				t.Errorf("policy type-check warnings: %+v", w)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("policy not type-checked: status %+v", p.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if _, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, policyName, metav1.GetOptions{}); err != nil {
 		t.Fatalf("policy binding: %v", err)
