@@ -237,11 +237,11 @@ func (e *rbacEnv) exercise(classicList bool) (out rbacOutcome) {
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	src := &KubeSource{Client: client, Self: rbacSelf, SelfKey: rbacKey(1), ListenPort: rbacPort,
-		RetryBase: 100 * time.Millisecond, RetryMax: time.Second, Log: zap.New(core)}
+		RetryBase: 100 * time.Millisecond, RetryMax: time.Second, Log: zap.New(core), reportEvery: true}
 	updates := make(chan State, 256)
 	ctx, cancel := context.WithCancel(e.t.Context())
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, func(st State) { updates <- st }) }()
+	go func() { done <- src.Run(ctx, Materialize(func(st State) { updates <- st })) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

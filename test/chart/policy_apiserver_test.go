@@ -397,7 +397,7 @@ func TestAgentPublishesUnderPolicy(t *testing.T) {
 			RetryBase: 100 * time.Millisecond, RetryMax: time.Second, Log: log}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
-		go func() { done <- src.Run(ctx, func(controller.State) {}) }()
+		go func() { done <- src.Run(ctx, controller.Materialize(func(controller.State) {})) }()
 		return func() {
 			cancel()
 			if err := <-done; err != nil {
