@@ -10,12 +10,13 @@
 //
 // # RBAC
 //
-// KubeSource needs exactly the rules of RBACRules, bound cluster-wide (Nodes
-// are cluster-scoped; Events about Nodes land in the "default" namespace) to
-// the agent's ServiceAccount through a ClusterRole:
+// KubeSource needs exactly the rules of RBACRules, bound to the agent's
+// ServiceAccount: Nodes through a ClusterRole (they are cluster-scoped),
+// Events through a Role in "default", where Events about cluster-scoped
+// objects are recorded:
 //
-//	apiGroups: [""]  resources: [nodes]  verbs: [list, watch, patch]
-//	apiGroups: [""]  resources: [events] verbs: [create, patch]
+//	ClusterRole:       apiGroups: [""]  resources: [nodes]  verbs: [list, watch, patch]
+//	Role in "default": apiGroups: [""]  resources: [events] verbs: [create, patch]
 //
 // list and watch feed the Node informer (client-go streams the initial list
 // over the watch where the API server can, and lists where it cannot);

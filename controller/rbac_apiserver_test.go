@@ -15,6 +15,7 @@ import (
 	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -24,7 +25,7 @@ import (
 )
 
 // The agent's identity in the RBAC test: a ServiceAccount, as the chart
-// runs it, bound to a ClusterRole whose rules the test sets.
+// runs it, bound to a ClusterRole and a Role whose rules the test sets.
 const (
 	rbacNamespace = "crosswire-system"
 	rbacSA        = "crosswire"
@@ -100,30 +101,45 @@ func newRBACEnv(t *testing.T) *rbacEnv {
 func (e *rbacEnv) setRules(rules []RBACRule) {
 	e.t.Helper()
 	ctx := e.t.Context()
+	// Cluster-wide rules go into the ClusterRole, the others into the Role
+	// of their namespace, as the chart does.
 	role, err := e.admin.RbacV1().ClusterRoles().Get(ctx, rbacRole, metav1.GetOptions{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	role.Rules = nil
+	nsRules := map[string][]rbacv1.PolicyRule{}
 	for _, r := range rules {
-		role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: r.APIGroups, Resources: r.Resources, Verbs: r.Verbs})
+		pr := rbacv1.PolicyRule{APIGroups: r.APIGroups, Resources: r.Resources, Verbs: r.Verbs}
+		if r.Namespace == "" {
+			role.Rules = append(role.Rules, pr)
+		} else {
+			nsRules[r.Namespace] = append(nsRules[r.Namespace], pr)
+		}
 	}
 	if _, err := e.admin.RbacV1().ClusterRoles().Update(ctx, role, metav1.UpdateOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
-	// Every (group, resource, verb) of the test, allowed exactly when rules
-	// grant it.
-	type gv struct{ group, resource, verb string }
-	var probes []gv
 	for _, r := range RBACRules() {
-		for _, v := range r.Verbs {
-			probes = append(probes, gv{r.APIGroups[0], r.Resources[0], v})
+		if r.Namespace != "" {
+			e.setRole(r.Namespace, nsRules[r.Namespace])
 		}
 	}
-	probes = append(probes, gv{"", "nodes", "get"}, gv{"events.k8s.io", "events", "create"})
-	granted := func(p gv) bool {
+	// Every (group, resource, verb, namespace) of the test, allowed exactly
+	// when rules grant it. Events elsewhere than in their namespace never.
+	type probe struct{ group, resource, verb, ns string }
+	var probes []probe
+	for _, r := range RBACRules() {
+		for _, v := range r.Verbs {
+			probes = append(probes, probe{r.APIGroups[0], r.Resources[0], v, r.Namespace})
+		}
+	}
+	probes = append(probes, probe{"", "nodes", "get", ""}, probe{"events.k8s.io", "events", "create", "default"},
+		probe{"", "events", "create", "kube-system"}, probe{"", "events", "patch", "kube-system"})
+	granted := func(p probe) bool {
 		for _, r := range rules {
-			if slices.Contains(r.APIGroups, p.group) && slices.Contains(r.Resources, p.resource) && slices.Contains(r.Verbs, p.verb) {
+			if (r.Namespace == "" || r.Namespace == p.ns) && slices.Contains(r.APIGroups, p.group) &&
+				slices.Contains(r.Resources, p.resource) && slices.Contains(r.Verbs, p.verb) {
 				return true
 			}
 		}
@@ -132,12 +148,8 @@ func (e *rbacEnv) setRules(rules []RBACRule) {
 	deadline := time.Now().Add(10 * time.Second)
 	for _, p := range probes {
 		for {
-			ns := ""
-			if p.resource == "events" {
-				ns = "default"
-			}
 			rev, err := e.agent.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{
-				Spec: authzv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authzv1.ResourceAttributes{Group: p.group, Resource: p.resource, Verb: p.verb, Namespace: ns}},
+				Spec: authzv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authzv1.ResourceAttributes{Group: p.group, Resource: p.resource, Verb: p.verb, Namespace: p.ns}},
 			}, metav1.CreateOptions{})
 			if err != nil {
 				e.t.Fatal(err)
@@ -150,6 +162,36 @@ func (e *rbacEnv) setRules(rules []RBACRule) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+}
+
+// setRole makes the agent's Role in ns hold exactly rules, creating it and
+// its binding the first time.
+func (e *rbacEnv) setRole(ns string, rules []rbacv1.PolicyRule) {
+	e.t.Helper()
+	ctx := e.t.Context()
+	role, err := e.admin.RbacV1().Roles(ns).Get(ctx, rbacRole, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		role = &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: rbacRole, Namespace: ns}, Rules: rules}
+		if _, err := e.admin.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+			e.t.Fatal(err)
+		}
+		binding := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: rbacRole, Namespace: ns},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: rbacRole},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: rbacSA, Namespace: rbacNamespace}},
+		}
+		if _, err := e.admin.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+			e.t.Fatal(err)
+		}
+		return
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	role.Rules = rules
+	if _, err := e.admin.RbacV1().Roles(ns).Update(ctx, role, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
 	}
 }
 

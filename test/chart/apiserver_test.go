@@ -64,6 +64,8 @@ func TestServerDryRun(t *testing.T) {
 				"serviceaccount/" + m.ServiceAccount.Name,
 				"clusterrole.rbac.authorization.k8s.io/" + m.ClusterRole.Name,
 				"clusterrolebinding.rbac.authorization.k8s.io/" + m.ClusterRoleBinding.Name,
+				"role.rbac.authorization.k8s.io/" + m.Role.Name,
+				"rolebinding.rbac.authorization.k8s.io/" + m.RoleBinding.Name,
 				"daemonset.apps/" + m.DaemonSet.Name,
 			}
 			if m.Policy != nil {

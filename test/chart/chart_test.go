@@ -534,33 +534,46 @@ func checkPorts(t *testing.T, c *corev1.Container, wg, metrics int32) {
 	}
 }
 
-// checkRBAC: the ClusterRole is exactly controller.RBACRules, bound to the
-// agent's ServiceAccount.
+// checkRBAC: the ClusterRole and the Role in "default" are exactly
+// controller.RBACRules, bound to the agent's ServiceAccount.
 func checkRBAC(t *testing.T, m *manifests, sa string) {
 	t.Helper()
-	if m.ClusterRole == nil || m.ClusterRoleBinding == nil || m.ServiceAccount == nil {
-		t.Fatalf("missing RBAC objects: role %v binding %v sa %v", m.ClusterRole != nil, m.ClusterRoleBinding != nil, m.ServiceAccount != nil)
+	if m.ClusterRole == nil || m.ClusterRoleBinding == nil || m.Role == nil || m.RoleBinding == nil || m.ServiceAccount == nil {
+		t.Fatalf("missing RBAC objects: cluster role %v binding %v, role %v binding %v, sa %v", m.ClusterRole != nil,
+			m.ClusterRoleBinding != nil, m.Role != nil, m.RoleBinding != nil, m.ServiceAccount != nil)
 	}
-	var want []rbacv1.PolicyRule
+	want := map[string][]rbacv1.PolicyRule{}
 	for _, r := range controller.RBACRules() {
-		want = append(want, rbacv1.PolicyRule{APIGroups: r.APIGroups, Resources: r.Resources, Verbs: r.Verbs})
+		want[r.Namespace] = append(want[r.Namespace], rbacv1.PolicyRule{APIGroups: r.APIGroups, Resources: r.Resources, Verbs: r.Verbs})
 	}
-	got := m.ClusterRole.Rules
-	if len(got) != len(want) {
-		t.Fatalf("ClusterRole rules %+v, want controller.RBACRules %+v", got, want)
+	if len(want) != 2 || want[m.Role.Namespace] == nil {
+		t.Fatalf("controller.RBACRules %+v: want cluster-wide rules and rules of the Role's namespace %q", want, m.Role.Namespace)
 	}
-	for i := range want {
-		g, w := got[i], want[i]
-		if !slices.Equal(g.APIGroups, w.APIGroups) || !slices.Equal(g.Resources, w.Resources) || !slices.Equal(g.Verbs, w.Verbs) ||
-			len(g.ResourceNames) != 0 || len(g.NonResourceURLs) != 0 {
-			t.Errorf("ClusterRole rule %d = %+v, want %+v", i, g, w)
+	equalRules := func(what string, got, want []rbacv1.PolicyRule) {
+		if len(got) != len(want) {
+			t.Errorf("%s rules %+v, want controller.RBACRules %+v", what, got, want)
+			return
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if !slices.Equal(g.APIGroups, w.APIGroups) || !slices.Equal(g.Resources, w.Resources) || !slices.Equal(g.Verbs, w.Verbs) ||
+				len(g.ResourceNames) != 0 || len(g.NonResourceURLs) != 0 {
+				t.Errorf("%s rule %d = %+v, want %+v", what, i, g, w)
+			}
 		}
 	}
-	b := m.ClusterRoleBinding
+	equalRules("ClusterRole", m.ClusterRole.Rules, want[""])
+	equalRules("Role", m.Role.Rules, want[m.Role.Namespace])
 	wantSubj := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: testNamespace}}
+	b := m.ClusterRoleBinding
 	if b.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: m.ClusterRole.Name}) ||
 		!slices.Equal(b.Subjects, wantSubj) {
 		t.Errorf("ClusterRoleBinding roleRef %+v subjects %+v, want %s bound to %+v", b.RoleRef, b.Subjects, m.ClusterRole.Name, wantSubj)
+	}
+	rb := m.RoleBinding
+	if rb.Namespace != m.Role.Namespace || rb.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: m.Role.Name}) ||
+		!slices.Equal(rb.Subjects, wantSubj) {
+		t.Errorf("RoleBinding %s roleRef %+v subjects %+v, want %s/%s bound to %+v", rb.Namespace, rb.RoleRef, rb.Subjects, m.Role.Namespace, m.Role.Name, wantSubj)
 	}
 	if m.ServiceAccount.Name != sa || m.ServiceAccount.Namespace != testNamespace {
 		t.Errorf("ServiceAccount %s/%s", m.ServiceAccount.Namespace, m.ServiceAccount.Name)

@@ -126,6 +126,8 @@ type manifests struct {
 	ServiceAccount     *corev1.ServiceAccount
 	ClusterRole        *rbacv1.ClusterRole
 	ClusterRoleBinding *rbacv1.ClusterRoleBinding
+	Role               *rbacv1.Role
+	RoleBinding        *rbacv1.RoleBinding
 	Policy             *admissionv1.ValidatingAdmissionPolicy
 	PolicyBinding      *admissionv1.ValidatingAdmissionPolicyBinding
 }
@@ -178,6 +180,12 @@ func parse(out string) (*manifests, error) {
 		case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
 			m.ClusterRoleBinding = &rbacv1.ClusterRoleBinding{}
 			into = m.ClusterRoleBinding
+		case "rbac.authorization.k8s.io/v1 Role":
+			m.Role = &rbacv1.Role{}
+			into = m.Role
+		case "rbac.authorization.k8s.io/v1 RoleBinding":
+			m.RoleBinding = &rbacv1.RoleBinding{}
+			into = m.RoleBinding
 		case "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy":
 			m.Policy = &admissionv1.ValidatingAdmissionPolicy{}
 			into = m.Policy
