@@ -10,19 +10,26 @@
 //
 // # RBAC
 //
-// KubeSource needs exactly the rules of RBACRules, bound cluster-wide (Nodes
-// are cluster-scoped; Events about Nodes land in the "default" namespace) to
-// the agent's ServiceAccount through a ClusterRole:
+// KubeSource needs exactly the rules of RBACRules, bound to the agent's
+// ServiceAccount: Nodes through a ClusterRole (they are cluster-scoped),
+// Events through a Role in "default", where Events about cluster-scoped
+// objects are recorded:
 //
-//	apiGroups: [""]               resources: [nodes]  verbs: [get, list, watch, patch]
-//	apiGroups: [""]               resources: [events] verbs: [create, patch]
-//	apiGroups: ["events.k8s.io"]  resources: [events] verbs: [create, patch]
+//	ClusterRole:       apiGroups: [""]  resources: [nodes]  verbs: [list, watch, patch]
+//	Role in "default": apiGroups: [""]  resources: [events] verbs: [create, patch]
 //
-// patch on nodes is for the agent's own Node only (metadata.annotations
+// list and watch feed the Node informer (client-go streams the initial list
+// over the watch where the API server can, and lists where it cannot);
+// patch publishes this node's key and endpoint (metadata.annotations
 // crosswire.dev/public-key and crosswire.dev/endpoint, a JSON merge patch);
-// RBAC cannot restrict it to one name for a DaemonSet, so the code never
-// patches any other Node. A ValidatingAdmissionPolicy that allows a node's
-// agent to change only its own Node's crosswire annotations would close
-// that gap. Event patch is how the recorder updates the count of a repeated
-// Event; the events.k8s.io rule covers the newer Events API.
+// Event create records rejections and publications, and Event patch is how
+// the recorder counts a repeated Event. Nothing reads a single Node (the
+// informer's cache serves that) or uses the events.k8s.io API, so neither
+// get nor that group is granted. TestRBACRulesAreLeastPrivilege removes
+// each verb in turn against a real API server and shows what breaks.
+//
+// RBAC cannot restrict patch to one Node for a DaemonSet, so the code never
+// patches any other Node, and the chart's ValidatingAdmissionPolicy makes
+// the API server enforce it: the agent's ServiceAccount may change only
+// those two annotations, only on the Node named in its pod-bound token.
 package controller

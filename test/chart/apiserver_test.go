@@ -60,12 +60,20 @@ func TestServerDryRun(t *testing.T) {
 			if stderr != "" {
 				t.Errorf("kubectl warnings:\n%s", stderr)
 			}
-			for _, obj := range []string{
+			objs := []string{
 				"serviceaccount/" + m.ServiceAccount.Name,
 				"clusterrole.rbac.authorization.k8s.io/" + m.ClusterRole.Name,
 				"clusterrolebinding.rbac.authorization.k8s.io/" + m.ClusterRoleBinding.Name,
+				"role.rbac.authorization.k8s.io/" + m.Role.Name,
+				"rolebinding.rbac.authorization.k8s.io/" + m.RoleBinding.Name,
 				"daemonset.apps/" + m.DaemonSet.Name,
-			} {
+			}
+			if m.Policy != nil {
+				objs = append(objs,
+					"validatingadmissionpolicy.admissionregistration.k8s.io/"+m.Policy.Name,
+					"validatingadmissionpolicybinding.admissionregistration.k8s.io/"+m.PolicyBinding.Name)
+			}
+			for _, obj := range objs {
 				if !strings.Contains(stdout, obj+" created (server dry run)") {
 					t.Errorf("kubectl output lacks %q:\n%s", obj+" created (server dry run)", stdout)
 				}

@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -196,6 +198,7 @@ func TestDefaults(t *testing.T) {
 	}
 
 	checkRBAC(t, m, fullName)
+	checkAdmissionPolicy(t, m, fullName)
 }
 
 func TestCustomValues(t *testing.T) {
@@ -260,6 +263,11 @@ func TestCustomValues(t *testing.T) {
 		t.Errorf("service account %q / %+v", pod.ServiceAccountName, m.ServiceAccount.ObjectMeta)
 	}
 	checkRBAC(t, m, "cw-agent")
+	if m.Policy != nil || m.PolicyBinding != nil {
+		t.Errorf("admissionPolicy.enabled=false rendered policy %v binding %v", m.Policy != nil, m.PolicyBinding != nil)
+	}
+	// The policy, when on, names the ServiceAccount the agent runs as.
+	checkAdmissionPolicy(t, render(t, "-f", customValues(t), "--set", "admissionPolicy.enabled=true"), "cw-agent")
 }
 
 // TestMetricsPerPeer: per-peer series are off unless metrics.perPeer asks
@@ -526,35 +534,82 @@ func checkPorts(t *testing.T, c *corev1.Container, wg, metrics int32) {
 	}
 }
 
-// checkRBAC: the ClusterRole is exactly controller.RBACRules, bound to the
-// agent's ServiceAccount.
+// checkRBAC: the ClusterRole and the Role in "default" are exactly
+// controller.RBACRules, bound to the agent's ServiceAccount.
 func checkRBAC(t *testing.T, m *manifests, sa string) {
 	t.Helper()
-	if m.ClusterRole == nil || m.ClusterRoleBinding == nil || m.ServiceAccount == nil {
-		t.Fatalf("missing RBAC objects: role %v binding %v sa %v", m.ClusterRole != nil, m.ClusterRoleBinding != nil, m.ServiceAccount != nil)
+	if m.ClusterRole == nil || m.ClusterRoleBinding == nil || m.Role == nil || m.RoleBinding == nil || m.ServiceAccount == nil {
+		t.Fatalf("missing RBAC objects: cluster role %v binding %v, role %v binding %v, sa %v", m.ClusterRole != nil,
+			m.ClusterRoleBinding != nil, m.Role != nil, m.RoleBinding != nil, m.ServiceAccount != nil)
 	}
-	var want []rbacv1.PolicyRule
+	want := map[string][]rbacv1.PolicyRule{}
 	for _, r := range controller.RBACRules() {
-		want = append(want, rbacv1.PolicyRule{APIGroups: r.APIGroups, Resources: r.Resources, Verbs: r.Verbs})
+		want[r.Namespace] = append(want[r.Namespace], rbacv1.PolicyRule{APIGroups: r.APIGroups, Resources: r.Resources, Verbs: r.Verbs})
 	}
-	got := m.ClusterRole.Rules
-	if len(got) != len(want) {
-		t.Fatalf("ClusterRole rules %+v, want controller.RBACRules %+v", got, want)
+	if len(want) != 2 || want[m.Role.Namespace] == nil {
+		t.Fatalf("controller.RBACRules %+v: want cluster-wide rules and rules of the Role's namespace %q", want, m.Role.Namespace)
 	}
-	for i := range want {
-		g, w := got[i], want[i]
-		if !slices.Equal(g.APIGroups, w.APIGroups) || !slices.Equal(g.Resources, w.Resources) || !slices.Equal(g.Verbs, w.Verbs) ||
-			len(g.ResourceNames) != 0 || len(g.NonResourceURLs) != 0 {
-			t.Errorf("ClusterRole rule %d = %+v, want %+v", i, g, w)
+	equalRules := func(what string, got, want []rbacv1.PolicyRule) {
+		if len(got) != len(want) {
+			t.Errorf("%s rules %+v, want controller.RBACRules %+v", what, got, want)
+			return
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if !slices.Equal(g.APIGroups, w.APIGroups) || !slices.Equal(g.Resources, w.Resources) || !slices.Equal(g.Verbs, w.Verbs) ||
+				len(g.ResourceNames) != 0 || len(g.NonResourceURLs) != 0 {
+				t.Errorf("%s rule %d = %+v, want %+v", what, i, g, w)
+			}
 		}
 	}
-	b := m.ClusterRoleBinding
+	equalRules("ClusterRole", m.ClusterRole.Rules, want[""])
+	equalRules("Role", m.Role.Rules, want[m.Role.Namespace])
 	wantSubj := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: testNamespace}}
+	b := m.ClusterRoleBinding
 	if b.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: m.ClusterRole.Name}) ||
 		!slices.Equal(b.Subjects, wantSubj) {
 		t.Errorf("ClusterRoleBinding roleRef %+v subjects %+v, want %s bound to %+v", b.RoleRef, b.Subjects, m.ClusterRole.Name, wantSubj)
 	}
+	rb := m.RoleBinding
+	if rb.Namespace != m.Role.Namespace || rb.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: m.Role.Name}) ||
+		!slices.Equal(rb.Subjects, wantSubj) {
+		t.Errorf("RoleBinding %s roleRef %+v subjects %+v, want %s/%s bound to %+v", rb.Namespace, rb.RoleRef, rb.Subjects, m.Role.Namespace, m.Role.Name, wantSubj)
+	}
 	if m.ServiceAccount.Name != sa || m.ServiceAccount.Namespace != testNamespace {
 		t.Errorf("ServiceAccount %s/%s", m.ServiceAccount.Namespace, m.ServiceAccount.Name)
+	}
+}
+
+// checkAdmissionPolicy: the node-identity policy matches exactly the
+// agent's ServiceAccount, fails closed, and is bound with Deny. What it
+// allows and denies is tested against a real API server
+// (policy_apiserver_test.go).
+func checkAdmissionPolicy(t *testing.T, m *manifests, sa string) {
+	t.Helper()
+	p, b := m.Policy, m.PolicyBinding
+	if p == nil || b == nil {
+		t.Fatalf("admission policy %v binding %v, want both", p != nil, b != nil)
+	}
+	if p.Name != fullName+"-node-identity" || b.Spec.PolicyName != p.Name {
+		t.Errorf("policy %q, binding names %q", p.Name, b.Spec.PolicyName)
+	}
+	if p.Spec.FailurePolicy == nil || *p.Spec.FailurePolicy != admissionv1.Fail {
+		t.Errorf("failurePolicy %v, want Fail", p.Spec.FailurePolicy)
+	}
+	want := fmt.Sprintf("request.userInfo.username == %q", "system:serviceaccount:"+testNamespace+":"+sa)
+	if len(p.Spec.MatchConditions) != 1 || p.Spec.MatchConditions[0].Expression != want {
+		t.Errorf("matchConditions %+v, want only %s", p.Spec.MatchConditions, want)
+	}
+	if !slices.Equal(b.Spec.ValidationActions, []admissionv1.ValidationAction{admissionv1.Deny}) {
+		t.Errorf("validationActions %v, want [Deny]", b.Spec.ValidationActions)
+	}
+	// The annotations it lets the agent write are the controller's.
+	own := fmt.Sprintf("['%s', '%s']", controller.AnnotationPublicKey, controller.AnnotationEndpoint)
+	found := false
+	for _, v := range p.Spec.Variables {
+		found = found || (v.Name == "own" && v.Expression == own)
+	}
+	if !found {
+		t.Errorf("no variable own = %s in %+v", own, p.Spec.Variables)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -125,6 +126,10 @@ type manifests struct {
 	ServiceAccount     *corev1.ServiceAccount
 	ClusterRole        *rbacv1.ClusterRole
 	ClusterRoleBinding *rbacv1.ClusterRoleBinding
+	Role               *rbacv1.Role
+	RoleBinding        *rbacv1.RoleBinding
+	Policy             *admissionv1.ValidatingAdmissionPolicy
+	PolicyBinding      *admissionv1.ValidatingAdmissionPolicyBinding
 }
 
 // render runs `helm template` on the chart with extra arguments (values
@@ -175,6 +180,18 @@ func parse(out string) (*manifests, error) {
 		case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
 			m.ClusterRoleBinding = &rbacv1.ClusterRoleBinding{}
 			into = m.ClusterRoleBinding
+		case "rbac.authorization.k8s.io/v1 Role":
+			m.Role = &rbacv1.Role{}
+			into = m.Role
+		case "rbac.authorization.k8s.io/v1 RoleBinding":
+			m.RoleBinding = &rbacv1.RoleBinding{}
+			into = m.RoleBinding
+		case "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy":
+			m.Policy = &admissionv1.ValidatingAdmissionPolicy{}
+			into = m.Policy
+		case "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding":
+			m.PolicyBinding = &admissionv1.ValidatingAdmissionPolicyBinding{}
+			into = m.PolicyBinding
 		default:
 			return nil, fmt.Errorf("unexpected object %s %s: add it to the chart tests", tm.APIVersion, tm.Kind)
 		}

@@ -74,6 +74,7 @@ func TestChartOnRealNodes(t *testing.T) {
 	keys := checkAgents(t, c, repo+":"+firstVersion)
 	encrypted(t, c, w, "after install")
 
+	t.Run("node-identity policy", func(t *testing.T) { checkNodeIdentityPolicy(t, c) })
 	t.Run("no failed probes", func(t *testing.T) { noUnhealthyEvents(t, c) })
 	t.Run("status, logs and metrics", func(t *testing.T) { observe(t, c, firstVersion) })
 
