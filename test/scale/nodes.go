@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/crosswire/crosswire/controller"
+	"github.com/crosswire/crosswire/test/cwcluster"
 )
 
 // Fake node i (from 0) is named fake-<i>. Its pod CIDR is a /24 in
@@ -50,9 +53,14 @@ func randomKey() (string, error) {
 	return base64.StdEncoding.EncodeToString(b[:]), nil
 }
 
-// createFake creates fake node i as a kubelet would (spec.podCIDR, then
-// the InternalIP through the status subresource), with a crosswire key as
-// its agent would publish.
+// createFake creates fake node i the way a real Node comes to be, each
+// part written by its own field manager so that managedFields is what a
+// real cluster's is: the kubelet registers it (labels, annotations,
+// providerID, taints), kube-controller-manager assigns its pod CIDR, the
+// kubelet posts its status (conditions, addresses, capacity, node info,
+// images), node-problem-detector adds its conditions, the cloud route
+// controller NetworkUnavailable, and its crosswire agent publishes the key
+// and endpoint.
 func createFake(ctx context.Context, admin kubernetes.Interface, i int) error {
 	if i >= maxFake {
 		return fmt.Errorf("fake node %d: only %d fit the address plan", i, maxFake)
@@ -61,19 +69,52 @@ func createFake(ctx context.Context, admin kubernetes.Interface, i int) error {
 	if err != nil {
 		return err
 	}
-	n := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: fakeName(i), Annotations: map[string]string{controller.AnnotationPublicKey: key}},
-		Spec:       corev1.NodeSpec{PodCIDR: fakeCIDR(i).String(), PodCIDRs: []string{fakeCIDR(i).String()}},
+	nodes := admin.CoreV1().Nodes()
+	name := fakeName(i)
+	if _, err := nodes.Create(ctx, shapedNode(i), metav1.CreateOptions{FieldManager: managerKubelet}); err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
 	}
-	created, err := admin.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
+	cidr := fakeCIDR(i).String()
+	spec := map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{"node.alpha.kubernetes.io/ttl": "0"}},
+		"spec":     map[string]any{"podCIDR": cidr, "podCIDRs": []string{cidr}},
+	}
+	cur, err := patch(ctx, admin, name, managerKCM, types.StrategicMergePatchType, spec)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", n.Name, err)
+		return err
 	}
-	created.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fakeIP(i)}}
-	if _, err := admin.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("status of %s: %w", n.Name, err)
+	now := time.Now()
+	kubeletStatus(cur, i, now)
+	if _, err := nodes.UpdateStatus(ctx, cur, metav1.UpdateOptions{FieldManager: managerKubelet}); err != nil {
+		return fmt.Errorf("status of %s: %w", name, err)
+	}
+	if _, err := patch(ctx, admin, name, managerNPD, types.StrategicMergePatchType, npdPatch(now, false), "status"); err != nil {
+		return err
+	}
+	if _, err := patch(ctx, admin, name, managerCloud, types.StrategicMergePatchType, routePatch(now), "status"); err != nil {
+		return err
+	}
+	ann := map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		controller.AnnotationPublicKey: key,
+		controller.AnnotationEndpoint:  netip.AddrPortFrom(netip.MustParseAddr(fakeIP(i)), cwcluster.ListenPort).String(),
+	}}}
+	if _, err := patch(ctx, admin, name, managerCrosswire, types.MergePatchType, ann); err != nil {
+		return err
 	}
 	return nil
+}
+
+// patch applies body (JSON-encoded) to Node name as manager.
+func patch(ctx context.Context, admin kubernetes.Interface, name, manager string, pt types.PatchType, body any, subresource ...string) (*corev1.Node, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	n, err := admin.CoreV1().Nodes().Patch(ctx, name, pt, b, metav1.PatchOptions{FieldManager: manager}, subresource...)
+	if err != nil {
+		return nil, fmt.Errorf("patch %s as %s: %w", name, manager, err)
+	}
+	return n, nil
 }
 
 func deleteFake(ctx context.Context, admin kubernetes.Interface, i int) error {

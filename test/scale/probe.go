@@ -260,3 +260,61 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// userHZ is the unit of the CPU times in /proc/<pid>/stat: USER_HZ, 100 on
+// every Linux architecture the agent runs on.
+const userHZ = 100
+
+// cpuSeconds is the agent's CPU time so far (user + system, all threads).
+func (p *probe) cpuSeconds() (float64, error) {
+	return procCPUSeconds(p.e.agent.Pid())
+}
+
+func procCPUSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("agent stat: %w", err)
+	}
+	return parseStatCPU(string(b))
+}
+
+// parseStatCPU reads utime and stime (fields 14 and 15) from a
+// /proc/<pid>/stat line; the command name (field 2) may hold spaces and
+// parentheses, so fields are counted from its last ')'.
+func parseStatCPU(stat string) (float64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("stat %q: no command name", stat)
+	}
+	f := strings.Fields(stat[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("stat %q: too few fields", stat)
+	}
+	var ticks float64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("stat %q: %w", stat, err)
+		}
+		ticks += float64(v)
+	}
+	return ticks / userHZ, nil
+}
+
+// nodeBytes is the size of fake node i as the API serves it (JSON, with
+// managedFields), and its number of managedFields entries.
+func nodeBytes(ctx context.Context, e *env, i int) (int, int, error) {
+	raw, err := e.admin.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes/" + fakeName(i)).DoRaw(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("get %s: %w", fakeName(i), err)
+	}
+	var n struct {
+		Metadata struct {
+			ManagedFields []json.RawMessage `json:"managedFields"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, 0, fmt.Errorf("decode %s: %w", fakeName(i), err)
+	}
+	return len(raw), len(n.Metadata.ManagedFields), nil
+}

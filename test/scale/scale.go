@@ -28,14 +28,45 @@ type Config struct {
 	// SyncTimeout bounds agent start -> datapath applied.
 	SyncTimeout time.Duration
 	// Profile saves the agent's CPU profile over the event run and its
-	// heap profile after it into Out (scale-<n>-cpu.pprof, -heap.pprof).
+	// heap profile after it into Out (scale-<n>-cpu.pprof, -heap.pprof),
+	// and a CPU profile of the heartbeat window.
 	Profile bool
+	// Heartbeats are the status updates timed in the heartbeat window;
+	// 0 skips the heartbeat run.
+	Heartbeats int
+	// HeartbeatRate is status updates per second across the cluster; 0
+	// means one per node every HeartbeatPeriod.
+	HeartbeatRate float64
+	// Settle is how long after the sync the heartbeat run waits, with
+	// every node a peer, for wireguard-go to give up the start-up
+	// handshakes to peers that never answer (90 s), whose CPU would
+	// otherwise count as the heartbeats'.
+	Settle time.Duration
+}
+
+// HeartbeatPeriod is the default interval between status updates of one
+// node, kubelet's and node-problem-detector's together. The kubelet
+// patches its status when it changes and at least every 5 min
+// (nodeStatusReportFrequency; liveness goes through Leases, which
+// crosswire does not watch); node-problem-detector heartbeats its
+// conditions every 5 min; pods starting and ending change images and
+// volumes in between. About one update per node every 100 s, 50/s at
+// 5000 nodes. (Kubelets before Leases, or configured so, post every 10 s:
+// -heartbeat-rate covers that.)
+const HeartbeatPeriod = 100 * time.Second
+
+// heartbeatRate is the rate for a cluster of n nodes.
+func (c Config) heartbeatRate(n int) float64 {
+	if c.HeartbeatRate > 0 {
+		return c.HeartbeatRate
+	}
+	return max(1, float64(n-1)/HeartbeatPeriod.Seconds())
 }
 
 func defaultConfig() Config {
 	return Config{
 		Sizes: []int{100, 1000, 5000}, Modes: []string{ModeAll, ModeOnDemand}, Events: 200, Churn: 60 * time.Second, ChurnRate: 10,
-		Sample: 5 * time.Second, SyncTimeout: 5 * time.Minute,
+		Sample: 5 * time.Second, SyncTimeout: 5 * time.Minute, Heartbeats: 1000, Settle: 100 * time.Second,
 	}
 }
 
@@ -86,16 +117,45 @@ func runSize(ctx context.Context, cfg Config, n int, mode string, w io.Writer) (
 	res.CreateSeconds = time.Since(step).Seconds()
 	fmt.Fprintf(w, "  %d Nodes created in %v\n", n-1, time.Since(step).Round(time.Millisecond))
 
+	if res.NodeBytes, res.NodeManagedFields, err = nodeBytes(ctx, e, 0); err != nil {
+		return res, err
+	}
+	fmt.Fprintf(w, "  a Node is %d bytes as served (JSON), %d managedFields entries\n", res.NodeBytes, res.NodeManagedFields)
+
 	if err := measureSync(ctx, cfg, e, n, mode, &res, w); err != nil {
 		return res, err
 	}
+	synced := time.Now()
 	p, err := newProbe(e)
 	if err != nil {
 		return res, err
 	}
 	defer p.close()
-	if err := measureEvents(ctx, cfg, e, p, n, &res, w); err != nil {
+	ev := &eventRun{cfg: cfg, e: e, p: p, nodes: min(n-1, 50)}
+	if err := ev.warmUp(ctx); err != nil {
 		return res, err
+	}
+	if err := measureEvents(ctx, ev, n, &res, w); err != nil {
+		return res, err
+	}
+	if cfg.Heartbeats > 0 {
+		if mode == ModeAll {
+			if wait := time.Until(synced.Add(cfg.Settle)); wait > 0 {
+				fmt.Fprintf(w, "  waiting %v for the start-up handshakes to end\n", wait.Round(time.Second))
+				select {
+				case <-ctx.Done():
+					return res, ctx.Err()
+				case <-time.After(wait):
+				}
+			}
+		}
+		hb := newHeartbeater(e.admin, n-1, cfg.heartbeatRate(n))
+		if err := measureHeartbeats(ctx, cfg, e, p, hb, n, &res, w); err != nil {
+			return res, err
+		}
+		if err := measureLoadedEvents(ctx, ev, hb, &res, w); err != nil {
+			return res, err
+		}
 	}
 	if cfg.Churn > 0 {
 		if err := measureChurn(ctx, cfg, e, p, n, &res, w); err != nil {
@@ -180,35 +240,85 @@ const (
 	msgAdopted = "adopted existing datapath" // the first apply after start
 )
 
-// measureEvents times Node updates to applied, one at a time. Each moves
-// an extra pod CIDR of one of the first few Nodes to a new one, so every
-// timed event costs the agent the same at every size: one prefix added
-// (route, peer, set element) and one removed. An untimed first round gives
-// those Nodes their first extra CIDR.
-func measureEvents(ctx context.Context, cfg Config, e *env, p *probe, n int, res *SizeResult, w io.Writer) error {
-	watch, err := p.watchElements()
+// eventRun times Node updates to applied, one at a time. Each moves an
+// extra pod CIDR of one of the first few Nodes to a new one, so every timed
+// event costs the agent the same at every size: one prefix added (route,
+// peer, set element) and one removed.
+type eventRun struct {
+	cfg   Config
+	e     *env
+	p     *probe
+	nodes int // the Nodes the events go to
+	next  int // the next event's number (and extra CIDR)
+}
+
+// update makes the next event and returns how long until the agent
+// committed its set element.
+func (r *eventRun) update(ctx context.Context, watch *elementWatch) (time.Duration, error) {
+	k := r.next
+	r.next++
+	extra := eventCIDR(k)
+	start := time.Now()
+	if err := setExtraCIDR(ctx, r.e.admin, k%r.nodes, extra); err != nil {
+		return 0, err
+	}
+	at, err := watch.wait(extra.Addr(), 10*time.Second)
+	if err != nil {
+		return 0, fmt.Errorf("event %d: %w", k, err)
+	}
+	return at.Sub(start), nil
+}
+
+// warmUp is an untimed first round that gives the event Nodes their first
+// extra CIDR.
+func (r *eventRun) warmUp(ctx context.Context) error {
+	watch, err := r.p.watchElements()
 	if err != nil {
 		return err
 	}
 	defer watch.close()
-	nodes := min(n-1, 50)
-	update := func(k int) (time.Duration, error) {
-		extra := eventCIDR(k)
-		start := time.Now()
-		if err := setExtraCIDR(ctx, e.admin, k%nodes, extra); err != nil {
-			return 0, err
-		}
-		at, err := watch.wait(extra.Addr(), 10*time.Second)
-		if err != nil {
-			return 0, fmt.Errorf("event %d: %w", k, err)
-		}
-		return at.Sub(start), nil
-	}
-	for k := range nodes {
-		if _, err := update(k); err != nil {
+	for range r.nodes {
+		if _, err := r.update(ctx, watch); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// timed runs cfg.Events events and returns their latencies, sorted.
+func (r *eventRun) timed(ctx context.Context, w io.Writer) ([]time.Duration, error) {
+	watch, err := r.p.watchElements()
+	if err != nil {
+		return nil, err
+	}
+	defer watch.close()
+	var lat []time.Duration
+	for range r.cfg.Events {
+		d, err := r.update(ctx, watch)
+		if err != nil {
+			return nil, err
+		}
+		lat = append(lat, d)
+		if len(lat)%50 == 0 || len(lat) == r.cfg.Events {
+			fmt.Fprintf(w, "  %d/%d events, last %.1f ms\n", len(lat), r.cfg.Events, ms(d))
+		}
+	}
+	slices.Sort(lat)
+	return lat, nil
+}
+
+// percentiles are p50, p99 and max of sorted latencies, in ms.
+func percentiles(lat []time.Duration) (p50, p99, maxMs float64) {
+	if len(lat) == 0 {
+		return 0, 0, 0
+	}
+	return ms(lat[len(lat)/2]), ms(lat[(len(lat)*99)/100]), ms(lat[len(lat)-1])
+}
+
+// measureEvents times cfg.Events Node updates on a quiet cluster, with the
+// agent's apply cost from its metrics.
+func measureEvents(ctx context.Context, r *eventRun, n int, res *SizeResult, w io.Writer) error {
+	cfg, e, p := r.cfg, r.e, r.p
 	before, err := p.metrics(ctx)
 	if err != nil {
 		return err
@@ -221,16 +331,9 @@ func measureEvents(ctx context.Context, cfg Config, e *env, p *probe, n int, res
 		// covers its start.
 		waitCPU = prof.cpu(ctx, 10*time.Second, fmt.Sprintf("scale-%d-%s-cpu.pprof", n, res.Peers))
 	}
-	var lat []time.Duration
-	for k := nodes; k < nodes+cfg.Events; k++ {
-		d, err := update(k)
-		if err != nil {
-			return err
-		}
-		lat = append(lat, d)
-		if len(lat)%50 == 0 || len(lat) == cfg.Events {
-			fmt.Fprintf(w, "  %d/%d events, last %.1f ms\n", len(lat), cfg.Events, ms(d))
-		}
+	lat, err := r.timed(ctx, w)
+	if err != nil {
+		return err
 	}
 	if err := waitCPU(); err != nil {
 		return err
@@ -240,17 +343,14 @@ func measureEvents(ctx context.Context, cfg Config, e *env, p *probe, n int, res
 			return err
 		}
 	}
-	slices.Sort(lat)
 	res.Events = len(lat)
-	res.EventP50Ms = ms(lat[len(lat)/2])
-	res.EventP99Ms = ms(lat[(len(lat)*99)/100])
-	res.EventMaxMs = ms(lat[len(lat)-1])
+	res.EventP50Ms, res.EventP99Ms, res.EventMaxMs = percentiles(lat)
 	after, err := p.metrics(ctx)
 	if err != nil {
 		return err
 	}
-	const sum, count = "crosswire_reconcile_duration_seconds_sum", "crosswire_reconcile_duration_seconds_count"
-	if applies := after[count] - before[count]; applies > 0 {
+	const sum = "crosswire_reconcile_duration_seconds_sum"
+	if applies := after[applyCount] - before[applyCount]; applies > 0 {
 		res.Applies = int(applies)
 		res.ApplyMeanMs = (after[sum] - before[sum]) / applies * 1000
 	}
@@ -259,6 +359,97 @@ func measureEvents(ctx context.Context, cfg Config, e *env, p *probe, n int, res
 	}
 	fmt.Fprintf(w, "  Node update -> applied: p50 %.1f ms, p99 %.1f ms, max %.1f ms; agent apply mean %.2f ms over %d applies; RSS %.1f MiB\n",
 		res.EventP50Ms, res.EventP99Ms, res.EventMaxMs, res.ApplyMeanMs, res.Applies, res.RSSAfterEventsMiB)
+	return nil
+}
+
+// applyCount is the agent's count of datapath applies (every kind).
+const applyCount = "crosswire_reconcile_duration_seconds_count"
+
+// measureHeartbeats measures the agent's idle CPU over a window as long as
+// the heartbeat run will take, then cfg.Heartbeats status updates: the
+// agent's CPU per heartbeat above idle, its datapath applies (none are
+// needed: nothing it reads changes) and its RSS after.
+func measureHeartbeats(ctx context.Context, cfg Config, e *env, p *probe, hb *heartbeater, n int, res *SizeResult, w io.Writer) error {
+	window := time.Duration(float64(cfg.Heartbeats) / hb.rate * float64(time.Second))
+	res.HeartbeatRate = hb.rate
+	res.LoadAtHeartbeats = loadavg()
+	fmt.Fprintf(w, "  idle for %v (load %s), then %d heartbeats at %.0f/s\n", window.Round(time.Second), res.LoadAtHeartbeats, cfg.Heartbeats, hb.rate)
+	idle0, err := p.cpuSeconds()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(window):
+	}
+	idle1, err := p.cpuSeconds()
+	if err != nil {
+		return err
+	}
+	idleSeconds := time.Since(t0).Seconds()
+	res.IdleCPUms = (idle1 - idle0) * 1000
+
+	before, err := p.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	waitCPU := func() error { return nil }
+	if cfg.Profile {
+		prof := newProfiler(e.cw.StatusSocket(e.node), cfg.Out)
+		waitCPU = prof.cpu(ctx, window, fmt.Sprintf("scale-%d-%s-heartbeat-cpu.pprof", n, res.Peers))
+	}
+	cpu0, err := p.cpuSeconds()
+	if err != nil {
+		return err
+	}
+	t1 := time.Now()
+	done, err := hb.run(ctx, cfg.Heartbeats)
+	if err != nil {
+		return err
+	}
+	cpu1, err := p.cpuSeconds()
+	if err != nil {
+		return err
+	}
+	res.HeartbeatSeconds = time.Since(t1).Seconds()
+	res.Heartbeats = done
+	res.HeartbeatCPUms = (cpu1 - cpu0) * 1000
+	// Idle CPU scaled to the heartbeat window's actual length.
+	above := res.HeartbeatCPUms - res.IdleCPUms*res.HeartbeatSeconds/idleSeconds
+	if done > 0 {
+		res.CPUPerHeartbeatMs = above / float64(done)
+	}
+	if err := waitCPU(); err != nil {
+		return err
+	}
+	after, err := p.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	res.AppliesDuringHeartbeats = int(after[applyCount] - before[applyCount])
+	if res.RSSAfterHeartbeatsMiB, err = p.rssMiB(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  %d heartbeats in %.1f s: agent CPU %.0f ms (idle %.0f ms over %.1f s), %.2f ms per heartbeat; %d datapath applies; RSS %.1f MiB\n",
+		done, res.HeartbeatSeconds, res.HeartbeatCPUms, res.IdleCPUms, idleSeconds, res.CPUPerHeartbeatMs, res.AppliesDuringHeartbeats, res.RSSAfterHeartbeatsMiB)
+	return nil
+}
+
+// measureLoadedEvents times cfg.Events Node updates while the heartbeats
+// go on, as Node events arrive in a real cluster.
+func measureLoadedEvents(ctx context.Context, r *eventRun, hb *heartbeater, res *SizeResult, w io.Writer) error {
+	stop := hb.background(ctx)
+	lat, err := r.timed(ctx, w)
+	beats, hbErr := stop()
+	if err = errors.Join(err, hbErr); err != nil {
+		return err
+	}
+	res.LoadedEvents = len(lat)
+	res.LoadedEventP50Ms, res.LoadedEventP99Ms, res.LoadedEventMaxMs = percentiles(lat)
+	fmt.Fprintf(w, "  Node update -> applied during %d heartbeats: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+		beats, res.LoadedEventP50Ms, res.LoadedEventP99Ms, res.LoadedEventMaxMs)
 	return nil
 }
 

@@ -21,6 +21,7 @@ func TestSmoke(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables, TUN")
 	cfg := defaultConfig()
 	cfg.Sizes, cfg.Events, cfg.Churn, cfg.Sample = []int{10}, 5, 3*time.Second, time.Second
+	cfg.Heartbeats, cfg.HeartbeatRate, cfg.Settle = 20, 20, 0
 	cfg.Out = t.TempDir()
 	cfg.Bin = filepath.Join(t.TempDir(), "crosswire")
 	if out, err := exec.Command("go", "build", "-o", cfg.Bin, "github.com/crosswire/crosswire/cmd/crosswire").CombinedOutput(); err != nil {
@@ -57,6 +58,8 @@ func checkSmokeResult(t *testing.T, s SizeResult) {
 		"event_p50_ms": s.EventP50Ms, "event_p99_ms": s.EventP99Ms, "apply_mean_ms": s.ApplyMeanMs,
 		"rss_after_sync_mib": s.RSSAfterSyncMiB, "rss_after_events_mib": s.RSSAfterEventsMiB,
 		"churn_add_p50_ms": s.AddP50Ms, "churn_add_p99_ms": s.AddP99Ms,
+		"rss_after_heartbeats_mib": s.RSSAfterHeartbeatsMiB, "heartbeat_seconds": s.HeartbeatSeconds,
+		"event_during_heartbeats_p50_ms": s.LoadedEventP50Ms, "event_during_heartbeats_p99_ms": s.LoadedEventP99Ms,
 	} {
 		if !(v > 0) {
 			t.Errorf("%s = %v, want > 0", name, v)
@@ -71,6 +74,18 @@ func checkSmokeResult(t *testing.T, s SizeResult) {
 	}
 	if s.WGPeers != wantPeers || s.Events != 5 {
 		t.Errorf("%s peers: %d configured and %d events, want %d and 5", s.Peers, s.WGPeers, s.Events, wantPeers)
+	}
+	// Real-shaped: a Node of a cloud cluster is 10-20 KB, written by five
+	// field managers.
+	if s.NodeBytes < 10_000 || s.NodeBytes > 25_000 || s.NodeManagedFields < 5 {
+		t.Errorf("a Node is %d bytes with %d managedFields entries, want 10-25 KB and >= 5", s.NodeBytes, s.NodeManagedFields)
+	}
+	if s.Heartbeats != 20 || s.LoadedEvents != 5 {
+		t.Errorf("%d heartbeats and %d events during heartbeats, want 20 and 5", s.Heartbeats, s.LoadedEvents)
+	}
+	// Heartbeats change nothing the agent reads: its datapath stays as it is.
+	if s.AppliesDuringHeartbeats != 0 {
+		t.Errorf("%d datapath applies during heartbeats, want 0", s.AppliesDuringHeartbeats)
 	}
 	if len(s.ChurnSamples) < 2 || s.ChurnSamples[0].Goroutines == 0 || s.ChurnSamples[len(s.ChurnSamples)-1].RSSMiB == 0 {
 		t.Errorf("churn samples: %+v", s.ChurnSamples)
