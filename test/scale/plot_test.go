@@ -16,9 +16,9 @@ func syntheticReport() *Report {
 	r.Started = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	r.Sizes = []SizeResult{
 		// 0 ms cannot sit on the log axis; the plot must cope.
-		{Nodes: 100, SyncedToAppliedMs: 0, EventP50Ms: 4.2, EventP99Ms: 48, RSSAfterSyncMiB: 37},
-		{Nodes: 1000, SyncedToAppliedMs: 127, EventP50Ms: 18, EventP99Ms: 34, RSSAfterSyncMiB: 70},
-		{Nodes: 5000, SyncedToAppliedMs: 647, EventP50Ms: 53, EventP99Ms: 135, RSSAfterSyncMiB: 224},
+		{Nodes: 100, SyncedToAppliedMs: 0, EventP50Ms: 4.2, EventP99Ms: 48, RSSAfterSyncMiB: 37, RSSAfterHeartbeatsMiB: 45, CPUPerHeartbeatMs: -0.1},
+		{Nodes: 1000, SyncedToAppliedMs: 127, EventP50Ms: 18, EventP99Ms: 34, RSSAfterSyncMiB: 70, RSSAfterHeartbeatsMiB: 120, CPUPerHeartbeatMs: 3},
+		{Nodes: 5000, SyncedToAppliedMs: 647, EventP50Ms: 53, EventP99Ms: 135, RSSAfterSyncMiB: 224, RSSAfterHeartbeatsMiB: 480, CPUPerHeartbeatMs: 15},
 	}
 	return r
 }
@@ -28,7 +28,8 @@ func TestPlotDrawsEverySeries(t *testing.T) {
 	if err := syntheticReport().WritePNG(path); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]color.RGBA{"sync": syncColor, "p50": p50Color, "p99": p99Color, "RSS": rssColor}
+	want := map[string]color.RGBA{"sync": syncColor, "p50": p50Color, "p99": p99Color, "RSS": rssColor,
+		"RSS after heartbeats": rssHBColor, "CPU per heartbeat": cpuColor}
 	if err := benchplot.CheckDrawn(path, want); err != nil {
 		t.Error(err)
 	}
