@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build tools test unit fuzz e2e bench lint clean demo demo-cluster demo-down demo-hint image image-push
+.PHONY: all build tools test unit fuzz e2e bench scale lint clean demo demo-cluster demo-down demo-hint image image-push
 
 all: build
 
@@ -89,10 +89,13 @@ fuzz:
 # results/bench-datapath.json, .md and .png.
 BENCH_ROUNDS ?= 3
 BENCH_TIME   ?= 5s
-# The control-plane part (test/scale): one agent against a real
-# kube-apiserver holding SCALE_SIZES Nodes, every Node a WireGuard peer and
-# with --on-demand-peers: results/bench-scale.json, .md and .png.
+# The control-plane part (test/scale, also alone as `make scale`): one
+# agent against a real kube-apiserver holding SCALE_SIZES real-shaped Nodes,
+# every Node a WireGuard peer and with --on-demand-peers, with kubelet
+# heartbeats: results/bench-scale.json, .md and .png. SCALE_FLAGS passes
+# more flags (e.g. -heartbeat-rate 500 -churn 0).
 SCALE_SIZES  ?= 100,1000,5000
+SCALE_FLAGS  ?=
 bench: tools build
 	@mkdir -p results
 	@echo "bench: node event -> datapath latency against a real kube-apiserver (~20 s)"
@@ -102,8 +105,12 @@ bench: tools build
 	$(GO) test -run '^$$' -bench RestartBlackout -benchtime 10x ./test/e2e/ | tee results/bench-restart.txt
 	@echo "bench: datapath, plaintext vs reference wireguard-go vs crosswire, $(BENCH_ROUNDS) rounds of $(BENCH_TIME) transfers (~1 min per round)"
 	CROSSWIRE_TOOLS=$(TOOLS) $(GO) run ./test/bench -bin $(BIN)/crosswire -out results -rounds $(BENCH_ROUNDS) -time $(BENCH_TIME)
-	@echo "bench-scale: control plane with $(SCALE_SIZES) Nodes in a real kube-apiserver, both peer modes: sync, Node event latency, RSS, churn (~12 min)"
-	CROSSWIRE_TOOLS=$(TOOLS) $(GO) run ./test/scale -bin $(BIN)/crosswire -out results -sizes $(SCALE_SIZES)
+	@$(MAKE) --no-print-directory scale
+
+scale: tools build
+	@mkdir -p results
+	@echo "bench-scale: control plane with $(SCALE_SIZES) real-shaped Nodes in a real kube-apiserver, both peer modes: sync, Node event latency, heartbeats (CPU, applies, RSS), churn (~40 min)"
+	CROSSWIRE_TOOLS=$(TOOLS) $(GO) run ./test/scale -bin $(BIN)/crosswire -out results -sizes $(SCALE_SIZES) $(SCALE_FLAGS)
 
 lint: $(STATICCHECK)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }

@@ -50,7 +50,15 @@ func main() {
 	flag.BoolVar(&cfg.Profile, "profile", false, "save the agent's CPU profile over the event run and its heap profile after it (scale-<n>-<mode>-cpu.pprof, -heap.pprof in -out), and a CPU profile of the heartbeat window (-heartbeat-cpu.pprof)")
 	flag.StringVar(&cfg.Bin, "bin", "bin/crosswire", "crosswire binary")
 	flag.StringVar(&cfg.Out, "out", "results", "directory for bench-scale.json, .md and .png")
+	render := flag.String("render", "", "only re-render bench-scale.md and .png from this bench-scale.json into -out (measures nothing)")
 	flag.Parse()
+	if *render != "" {
+		if err := renderReport(*render, cfg.Out); err != nil {
+			fmt.Fprintln(os.Stderr, "scale:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	cfg.Sizes = nil
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))

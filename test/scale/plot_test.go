@@ -65,3 +65,23 @@ func TestReportWriteAddsPlot(t *testing.T) {
 		t.Errorf("Markdown does not reference the plot:\n%s", md)
 	}
 }
+
+// A written report renders again from its JSON alone, figure for figure.
+func TestRenderFromJSON(t *testing.T) {
+	dir, again := t.TempDir(), t.TempDir()
+	r := syntheticReport()
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := renderReport(filepath.Join(dir, "bench-scale.json"), again); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"bench-scale.json", "bench-scale.md"} {
+		a, errA := os.ReadFile(filepath.Join(dir, f))
+		b, errB := os.ReadFile(filepath.Join(again, f))
+		if errA != nil || errB != nil || string(a) != string(b) {
+			t.Errorf("%s differs after re-rendering (%v, %v)", f, errA, errB)
+		}
+	}
+	benchplot.RequirePNG(t, filepath.Join(again, "bench-scale.png"))
+}

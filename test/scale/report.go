@@ -228,3 +228,20 @@ func (s SizeResult) churnEnds() (Sample, Sample) {
 	}
 	return s.ChurnSamples[0], s.ChurnSamples[len(s.ChurnSamples)-1]
 }
+
+// renderReport reads a bench-scale.json and writes it, its Markdown and
+// its plot into dir again (after the rendering changed).
+func renderReport(path, dir string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if len(r.Sizes) == 0 {
+		return fmt.Errorf("%s: no sizes", path)
+	}
+	return r.Write(dir)
+}
