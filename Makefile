@@ -109,7 +109,7 @@ bench: tools build
 
 scale: tools build
 	@mkdir -p results
-	@echo "bench-scale: control plane with $(SCALE_SIZES) real-shaped Nodes in a real kube-apiserver, both peer modes: sync, Node event latency, heartbeats (CPU, applies, RSS), churn (~40 min)"
+	@echo "bench-scale: control plane with $(SCALE_SIZES) real-shaped Nodes in a real kube-apiserver, both peer modes: sync, Node event latency, heartbeats (CPU, applies, RSS), churn (~35 min)"
 	CROSSWIRE_TOOLS=$(TOOLS) $(GO) run ./test/scale -bin $(BIN)/crosswire -out results -sizes $(SCALE_SIZES) $(SCALE_FLAGS)
 
 lint: $(STATICCHECK)

@@ -31,9 +31,14 @@ type Config struct {
 	// heap profile after it into Out (scale-<n>-cpu.pprof, -heap.pprof),
 	// and a CPU profile of the heartbeat window.
 	Profile bool
-	// Heartbeats are the status updates timed in the heartbeat window;
-	// 0 skips the heartbeat run.
+	// Heartbeats are the status updates timed in the heartbeat window,
+	// at most as many as fit in MaxHeartbeatWindow; 0 skips the heartbeat
+	// run.
 	Heartbeats int
+	// MaxHeartbeatWindow bounds the heartbeat window (and so the idle
+	// window before it): at 100 Nodes, 1000 heartbeats at the default
+	// rate would take 17 minutes.
+	MaxHeartbeatWindow time.Duration
 	// HeartbeatRate is status updates per second across the cluster; 0
 	// means one per node every HeartbeatPeriod.
 	HeartbeatRate float64
@@ -55,18 +60,27 @@ type Config struct {
 // -heartbeat-rate covers that.)
 const HeartbeatPeriod = 100 * time.Second
 
+// heartbeatCount is how many heartbeats the window holds at rate.
+func (c Config) heartbeatCount(rate float64) int {
+	if c.MaxHeartbeatWindow <= 0 {
+		return c.Heartbeats
+	}
+	return max(1, min(c.Heartbeats, int(rate*c.MaxHeartbeatWindow.Seconds())))
+}
+
 // heartbeatRate is the rate for a cluster of n nodes.
 func (c Config) heartbeatRate(n int) float64 {
 	if c.HeartbeatRate > 0 {
 		return c.HeartbeatRate
 	}
-	return max(1, float64(n-1)/HeartbeatPeriod.Seconds())
+	return max(1, float64(n)/HeartbeatPeriod.Seconds())
 }
 
 func defaultConfig() Config {
 	return Config{
 		Sizes: []int{100, 1000, 5000}, Modes: []string{ModeAll, ModeOnDemand}, Events: 200, Churn: 60 * time.Second, ChurnRate: 10,
-		Sample: 5 * time.Second, SyncTimeout: 5 * time.Minute, Heartbeats: 1000, Settle: 100 * time.Second,
+		Sample: 5 * time.Second, SyncTimeout: 5 * time.Minute, Heartbeats: 1000, MaxHeartbeatWindow: 100 * time.Second,
+		Settle: 100 * time.Second,
 	}
 }
 
@@ -370,10 +384,11 @@ const applyCount = "crosswire_reconcile_duration_seconds_count"
 // agent's CPU per heartbeat above idle, its datapath applies (none are
 // needed: nothing it reads changes) and its RSS after.
 func measureHeartbeats(ctx context.Context, cfg Config, e *env, p *probe, hb *heartbeater, n int, res *SizeResult, w io.Writer) error {
-	window := time.Duration(float64(cfg.Heartbeats) / hb.rate * float64(time.Second))
+	count := cfg.heartbeatCount(hb.rate)
+	window := time.Duration(float64(count) / hb.rate * float64(time.Second))
 	res.HeartbeatRate = hb.rate
 	res.LoadAtHeartbeats = loadavg()
-	fmt.Fprintf(w, "  idle for %v (load %s), then %d heartbeats at %.0f/s\n", window.Round(time.Second), res.LoadAtHeartbeats, cfg.Heartbeats, hb.rate)
+	fmt.Fprintf(w, "  idle for %v (load %s), then %d heartbeats at %.0f/s\n", window.Round(time.Second), res.LoadAtHeartbeats, count, hb.rate)
 	idle0, err := p.cpuSeconds()
 	if err != nil {
 		return err
@@ -405,7 +420,7 @@ func measureHeartbeats(ctx context.Context, cfg Config, e *env, p *probe, hb *he
 		return err
 	}
 	t1 := time.Now()
-	done, err := hb.run(ctx, cfg.Heartbeats)
+	done, err := hb.run(ctx, count)
 	if err != nil {
 		return err
 	}

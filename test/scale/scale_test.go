@@ -96,3 +96,20 @@ func checkSmokeResult(t *testing.T, s SizeResult) {
 		t.Errorf("namespaces left behind: %v", left)
 	}
 }
+
+// The heartbeat window holds -heartbeats, or as many as fit in its
+// longest duration at the rate: small clusters heartbeat slowly.
+func TestHeartbeatCount(t *testing.T) {
+	cfg := defaultConfig()
+	for _, c := range []struct {
+		nodes int
+		want  int
+	}{{5000, 1000}, {1000, 1000}, {100, 100}, {10, 100}} {
+		if got := cfg.heartbeatCount(cfg.heartbeatRate(c.nodes)); got != c.want {
+			t.Errorf("%d nodes: %d heartbeats at %g/s, want %d", c.nodes, got, cfg.heartbeatRate(c.nodes), c.want)
+		}
+	}
+	if r := cfg.heartbeatRate(5000); r != 50 {
+		t.Errorf("5000 nodes: %g heartbeats/s, want 50 (one per node every 100 s)", r)
+	}
+}
