@@ -3,7 +3,10 @@
 // node namespace, every other Node an API object only (a random valid key,
 // its own /24 pod CIDR, an InternalIP nothing answers), so the agent
 // programs an nft set element, a route and a WireGuard peer for each, as
-// it would in a cluster of that size. Per size:
+// it would in a cluster of that size. The Nodes are shaped like a cloud
+// provider's (labels, images, conditions: 20 KB) and written by the
+// kubelet's, node-problem-detector's and the other writers' field
+// managers (shape.go, nodes.go). Per size and peer mode:
 //
 //	sync        agent start -> datapath applied (remote4 holds N-1
 //	            prefixes and the device N-1 peers), and Node cache synced ->
@@ -13,16 +16,23 @@
 //	            monitor (no polling load on the agent)
 //	apply cost  the agent's own incremental apply duration (Prometheus
 //	            histogram sum/count over the event run)
-//	memory      agent RSS after sync, after the events, and at the start and
-//	            end of a churn run (Nodes added and deleted at -churn-rate
-//	            for -churn), with the goroutine count from /metrics
+//	heartbeats  kubelet and node-problem-detector status updates at
+//	            -heartbeat-rate (heartbeat.go): the agent's CPU per
+//	            heartbeat above idle, its datapath applies (none are
+//	            needed) and RSS; then the events again during heartbeats
+//	memory      agent RSS after sync, after the events, after the
+//	            heartbeats, and at the start and end of a churn run (Nodes
+//	            added and deleted at -churn-rate for -churn), with the
+//	            goroutine count from /metrics
 //
-//	make bench   (or: go run ./test/scale -sizes 100,1000,5000 -out results)
+//	make scale   (or: go run ./test/scale -sizes 100,1000,5000 -out results)
 //
 // Results: <out>/bench-scale.json, <out>/bench-scale.md and
-// <out>/bench-scale.png (latencies and RSS per size). Needs root and
-// the kube-apiserver/etcd built by test/tools/build.sh. Figures are
-// measurements, never asserted (the smoke test only checks they exist).
+// <out>/bench-scale.png (latencies, RSS and CPU per heartbeat per size;
+// -render re-renders the last two from the JSON). Needs root and the
+// kube-apiserver/etcd built by test/tools/build.sh. Figures are
+// measurements, never asserted (the smoke test only checks they exist,
+// that the Nodes are real-shaped and that heartbeats cause no apply).
 package main
 
 import (

@@ -160,7 +160,7 @@ func kubeletStatus(n *corev1.Node, i int, now time.Time) {
 		MachineID: id[:32], SystemUUID: fmt.Sprintf("%s-%s-%s-%s-%s", id[32:40], id[40:44], id[44:48], id[48:52], id[52:64]),
 		BootID: fmt.Sprintf("%s-%s-%s-%s-%s", id[:8], id[8:12], id[12:16], id[16:20], id[20:32]), KernelVersion: "6.6.56+",
 		OSImage: "Container-Optimized OS from Google", ContainerRuntimeVersion: "containerd://1.7.24",
-		KubeletVersion: "v1.31.5-gke.1023000", KubeProxyVersion: "v1.31.5-gke.1023000", OperatingSystem: "linux", Architecture: "amd64",
+		KubeletVersion: "v1.31.5-gke.1023000", OperatingSystem: "linux", Architecture: "amd64",
 	}
 	n.Status.Images = fakeImages(i, 0)
 }
