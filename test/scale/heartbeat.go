@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -139,4 +140,77 @@ func (h *heartbeater) background(ctx context.Context) (stop func() (int, error))
 		}
 		return r.n, r.err
 	}
+}
+
+// measureHeartbeats measures the agent's idle CPU over a window as long as
+// the heartbeat run will take, then cfg.Heartbeats status updates: the
+// agent's CPU per heartbeat above idle, its datapath applies (none are
+// needed: nothing it reads changes) and its RSS after.
+func measureHeartbeats(ctx context.Context, cfg Config, e *env, p *probe, hb *heartbeater, n int, res *SizeResult, w io.Writer) error {
+	count := cfg.heartbeatCount(hb.rate)
+	window := time.Duration(float64(count) / hb.rate * float64(time.Second))
+	res.HeartbeatRate = hb.rate
+	res.LoadAtHeartbeats = loadavg()
+	fmt.Fprintf(w, "  idle for %v (load %s), then %d heartbeats at %.0f/s\n", window.Round(time.Second), res.LoadAtHeartbeats, count, hb.rate)
+	idle0, err := p.cpuSeconds()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(window):
+	}
+	idle1, err := p.cpuSeconds()
+	if err != nil {
+		return err
+	}
+	idleSeconds := time.Since(t0).Seconds()
+	res.IdleCPUms = (idle1 - idle0) * 1000
+
+	before, err := p.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	waitCPU := func() error { return nil }
+	if cfg.Profile {
+		prof := newProfiler(e.cw.StatusSocket(e.node), cfg.Out)
+		waitCPU = prof.cpu(ctx, window, fmt.Sprintf("scale-%d-%s-heartbeat-cpu.pprof", n, res.Peers))
+	}
+	cpu0, err := p.cpuSeconds()
+	if err != nil {
+		return err
+	}
+	t1 := time.Now()
+	done, err := hb.run(ctx, count)
+	if err != nil {
+		return err
+	}
+	cpu1, err := p.cpuSeconds()
+	if err != nil {
+		return err
+	}
+	res.HeartbeatSeconds = time.Since(t1).Seconds()
+	res.Heartbeats = done
+	res.HeartbeatCPUms = (cpu1 - cpu0) * 1000
+	// Idle CPU scaled to the heartbeat window's actual length.
+	above := res.HeartbeatCPUms - res.IdleCPUms*res.HeartbeatSeconds/idleSeconds
+	if done > 0 {
+		res.CPUPerHeartbeatMs = above / float64(done)
+	}
+	if err := waitCPU(); err != nil {
+		return err
+	}
+	after, err := p.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	res.AppliesDuringHeartbeats = int(after[applyCount] - before[applyCount])
+	if res.RSSAfterHeartbeatsMiB, err = p.rssMiB(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  %d heartbeats in %.1f s: agent CPU %.0f ms (idle %.0f ms over %.1f s), %.2f ms per heartbeat; %d datapath applies; RSS %.1f MiB\n",
+		done, res.HeartbeatSeconds, res.HeartbeatCPUms, res.IdleCPUms, idleSeconds, res.CPUPerHeartbeatMs, res.AppliesDuringHeartbeats, res.RSSAfterHeartbeatsMiB)
+	return nil
 }
