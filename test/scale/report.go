@@ -152,15 +152,19 @@ func (r *Report) Markdown() string {
 	if r.Config.HeartbeatRate > 0 {
 		rate = fmt.Sprintf("%g/s", r.Config.HeartbeatRate)
 	}
+	churn := fmt.Sprintf("churn %.0f s at %.0f adds+deletes/s", r.Config.ChurnSeconds, r.Config.ChurnRate)
+	if r.Config.ChurnSeconds == 0 {
+		churn = "no churn run"
+	}
 	fmt.Fprintf(&b, "%s, %d CPUs, %s; load %s at start, %s at end. One agent against a real kube-apiserver; "+
 		"the other Nodes are API objects shaped like a cloud provider's (31 labels, %d images, 12 conditions, "+
 		"written by the kubelet, kube-controller-manager, node-problem-detector, the route controller and crosswire, "+
 		"so with their managedFields) with a key, a /24 and an unanswered InternalIP. %d Node updates per size, "+
 		"each moving an extra pod CIDR (one prefix added, one removed), on a quiet cluster and again during heartbeats; "+
 		"%d heartbeats (kubelet and node-problem-detector status patches, %s, one kubelet patch in %d with new images) "+
-		"after an idle window as long; churn %.0f s at %.0f adds+deletes/s.\n\n",
+		"after an idle window as long; %s.\n\n",
 		r.Started.Format(time.RFC3339), r.Machine.CPUs, r.Machine.Go, r.Machine.LoadAtStart, r.Machine.LoadAtEnd,
-		imagesPerNode, r.Config.Events, r.Config.Heartbeats, rate, r.Config.ImageChangeEach, r.Config.ChurnSeconds, r.Config.ChurnRate)
+		imagesPerNode, r.Config.Events, r.Config.Heartbeats, rate, r.Config.ImageChangeEach, churn)
 	b.WriteString("| | target (5000) |")
 	sep := "| --- | --- |"
 	for _, s := range r.Sizes {
