@@ -1,0 +1,487 @@
+package pqpsk
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/mlkem"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Mode is the --post-quantum setting.
+type Mode int
+
+// The modes (docs/post-quantum.md, "Modes").
+const (
+	ModeOff Mode = iota
+	ModeOn
+	ModeRequired
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeOff:
+		return "off"
+	case ModeOn:
+		return "on"
+	case ModeRequired:
+		return "required"
+	}
+	return fmt.Sprintf("mode%d", int(m))
+}
+
+// ParseMode parses off, on or required.
+func ParseMode(s string) (Mode, error) {
+	switch strings.ToLower(s) {
+	case "off", "false":
+		return ModeOff, nil
+	case "on", "true":
+		return ModeOn, nil
+	case "required":
+		return ModeRequired, nil
+	}
+	return ModeOff, fmt.Errorf("post-quantum mode %q: want off, on or required", s)
+}
+
+// Peer is a WireGuard peer as the manager needs it.
+type Peer struct {
+	Key  Key            // WireGuard public key
+	Addr netip.AddrPort // the peer's key-exchange address; invalid = unknown
+	PQ   bool           // the peer advertises post-quantum support
+	// Active: the peer is configured in WireGuard (always, unless on-demand
+	// peers). Only active peers are rotated and poked; every known peer is
+	// answered.
+	Active bool
+}
+
+// Transport sends one datagram. It must not block for long and must not
+// call back into the manager.
+type Transport interface {
+	Send(to netip.AddrPort, b []byte) error
+}
+
+// Installer puts keys into WireGuard (wgtun.Device in the agent).
+type Installer interface {
+	// SetPresharedKey sets the peer's PSK for its next handshakes; the zero
+	// key means none (classical).
+	SetPresharedKey(peer, psk Key) error
+	// FailClosed gives the peer a random PSK nobody knows and ends its live
+	// session.
+	FailClosed(peer Key) error
+	// ForgetPresharedKey drops what was recorded for a peer that is gone.
+	ForgetPresharedKey(peer Key)
+}
+
+// State is a peer's post-quantum state.
+type State string
+
+// The states (docs/post-quantum.md, "State machine").
+const (
+	StatePending   State = "pending"   // no PSK agreed yet; traffic dropped
+	StatePQ        State = "pq"        // a fresh hybrid PSK is in use
+	StateClassical State = "classical" // peer without PQ support, mode on
+	StateClosed    State = "closed"    // failed closed; traffic dropped
+)
+
+// States lists every state, for metrics.
+var States = []State{StatePending, StatePQ, StateClassical, StateClosed}
+
+// Config configures a Manager. Zero durations take the documented
+// defaults.
+type Config struct {
+	Mode       Mode
+	PrivateKey Key           // this node's WireGuard private key
+	Rotate     time.Duration // rotation interval; fail closed after twice this
+	// Protocol timers; the defaults are the documented ones, tests shorten
+	// nothing but may.
+	Retransmit     time.Duration // 1s
+	AttemptTimeout time.Duration // 5s
+	PokeInterval   time.Duration // 2s
+	Now            func() time.Time
+	Log            *zap.Logger
+}
+
+// DefaultRotate is the default rotation interval.
+const DefaultRotate = 2 * time.Minute
+
+const (
+	minInitGap = 200 * time.Millisecond // responder: new Inits per peer
+	minPokeGap = time.Second            // initiator: exchanges started by Pokes
+	// TickInterval is how often Run drives the timers.
+	TickInterval = 500 * time.Millisecond
+)
+
+func (c Config) withDefaults() Config {
+	if c.Rotate <= 0 {
+		c.Rotate = DefaultRotate
+	}
+	if c.Retransmit <= 0 {
+		c.Retransmit = time.Second
+	}
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = 5 * time.Second
+	}
+	if c.PokeInterval <= 0 {
+		c.PokeInterval = 2 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Log == nil {
+		c.Log = zap.NewNop()
+	}
+	return c
+}
+
+// FailClosedAfter is the bound: a PQ peer whose PSK was agreed longer ago
+// than this (or that has had none for this long since it was added) is
+// failed closed.
+func (c Config) FailClosedAfter() time.Duration { return 2 * c.withDefaults().Rotate }
+
+// Manager runs the exchanges of one node with all its peers.
+type Manager struct {
+	cfg  Config
+	priv *ecdh.PrivateKey
+	self Key
+	tr   Transport
+	inst Installer
+	log  *zap.Logger
+
+	mu    sync.Mutex
+	peers map[Key]*peer
+	out   []outMsg
+
+	exchanges  atomic.Uint64 // agreements (either role)
+	failClosed atomic.Uint64 // transitions into closed
+	rejected   sync.Map      // reason → *atomic.Uint64
+}
+
+type outMsg struct {
+	to netip.AddrPort
+	b  []byte
+}
+
+type peer struct {
+	Peer
+	pk        *pairKeys // nil for a peer without PQ (or with a bad key)
+	initiator bool
+	state     State
+	reason    string
+	since     time.Time // added, or became a PQ peer
+
+	base     epochKey  // the ratchet base: last key installed
+	agreedAt time.Time // zero if none (or failed closed)
+	rotateAt time.Time
+
+	// Initiator.
+	att         *attempt
+	unconfirmed bool // installed from a Resp whose Ack never came
+	lastStart   time.Time
+
+	// Responder.
+	pend     *pending
+	lastInit time.Time
+	lastPoke time.Time
+}
+
+type epochKey struct {
+	epoch uint64
+	key   Key
+}
+
+// attempt is the initiator's exchange in flight.
+type attempt struct {
+	sid      SID
+	dk       *mlkem.DecapsulationKey768 // dropped once the Resp is in
+	init     []byte
+	base     epochKey
+	started  time.Time
+	lastSent time.Time
+	resp     []byte // the accepted Resp
+	confirm  []byte
+	th       []byte
+	keys     sessionKeys
+}
+
+// pending is the responder's last answered exchange.
+type pending struct {
+	sid   SID
+	init  []byte
+	epoch uint64 // the epoch its key would have
+	keys  sessionKeys
+	th    []byte
+	resp  []byte
+	ack   []byte // set once confirmed
+}
+
+// New returns a manager; it sends nothing until SetPeers and Tick.
+func New(cfg Config, tr Transport, inst Installer) (*Manager, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Mode == ModeOff {
+		return nil, errors.New("pqpsk: mode off needs no manager")
+	}
+	if tr == nil || inst == nil {
+		return nil, errors.New("pqpsk: transport and installer are required")
+	}
+	priv, err := ecdh.X25519().NewPrivateKey(cfg.PrivateKey[:])
+	if err != nil {
+		return nil, fmt.Errorf("pqpsk: private key: %w", err)
+	}
+	var self Key
+	copy(self[:], priv.PublicKey().Bytes())
+	return &Manager{cfg: cfg, priv: priv, self: self, tr: tr, inst: inst, log: cfg.Log, peers: map[Key]*peer{}}, nil
+}
+
+// PublicKey is this node's WireGuard public key.
+func (m *Manager) PublicKey() Key { return m.self }
+
+// SetPeers makes peers the known peers: new ones start pending (PQ),
+// classical (mode on, no PQ support) or closed (mode required, no PQ
+// support); gone ones are forgotten.
+func (m *Manager) SetPeers(peers []Peer) {
+	m.mu.Lock()
+	now := m.cfg.Now()
+	seen := make(map[Key]bool, len(peers))
+	for _, np := range peers {
+		if np.Key == m.self || seen[np.Key] {
+			continue
+		}
+		seen[np.Key] = true
+		p, ok := m.peers[np.Key]
+		if !ok {
+			p = &peer{Peer: np, initiator: isInitiator(m.self, np.Key)}
+			m.peers[np.Key] = p
+			m.configure(p, np, now, true)
+			continue
+		}
+		if p.PQ != np.PQ || p.Addr.IsValid() != np.Addr.IsValid() {
+			m.configure(p, np, now, false)
+		}
+		p.Peer = np
+	}
+	for k := range m.peers {
+		if !seen[k] {
+			delete(m.peers, k)
+			m.inst.ForgetPresharedKey(k)
+		}
+	}
+	m.mu.Unlock()
+	m.flush()
+}
+
+// configure sets a new or changed peer's mode. fresh: the peer was just
+// added (WireGuard gives it a random PSK by itself).
+func (m *Manager) configure(p *peer, np Peer, now time.Time, fresh bool) {
+	prev := p.state
+	p.Peer = np
+	p.att, p.pend, p.unconfirmed = nil, nil, false
+	if !np.PQ || !np.Addr.IsValid() {
+		p.pk = nil
+		if m.cfg.Mode == ModeRequired {
+			m.close(p, "peer without post-quantum support (--post-quantum=required)")
+			return
+		}
+		if err := m.inst.SetPresharedKey(p.Key, Key{}); err != nil {
+			m.log.Warn("post-quantum: set classical peer", zap.String("peer", keyString(p.Key)), zap.Error(err))
+		}
+		p.state, p.reason, p.agreedAt = StateClassical, "peer without post-quantum support", time.Time{}
+		if !fresh {
+			m.log.Warn("post-quantum: peer no longer advertises support; classical WireGuard", zap.String("peer", keyString(p.Key)))
+		}
+		return
+	}
+	pk, err := newPairKeys(m.priv, m.self, p.Key)
+	if err != nil {
+		p.pk = nil
+		m.close(p, fmt.Sprintf("bad peer key: %v", err))
+		return
+	}
+	p.pk, p.since, p.state, p.reason = pk, now, StatePending, "no PSK agreed yet"
+	p.base, p.agreedAt = epochKey{}, time.Time{}
+	if !fresh && prev != StatePending && prev != StateClosed {
+		// It held a classical (zero) PSK: lock it until the exchange.
+		if err := m.inst.FailClosed(p.Key); err != nil {
+			m.log.Warn("post-quantum: lock peer", zap.String("peer", keyString(p.Key)), zap.Error(err))
+		}
+	}
+}
+
+// close fails a peer closed: a random PSK and its session ended.
+func (m *Manager) close(p *peer, reason string) {
+	if err := m.inst.FailClosed(p.Key); err != nil {
+		m.log.Error("post-quantum: fail closed", zap.String("peer", keyString(p.Key)), zap.Error(err))
+	}
+	if p.state != StateClosed {
+		m.failClosed.Add(1)
+		m.log.Warn("post-quantum: peer failed closed; its traffic is dropped until a PSK is agreed",
+			zap.String("peer", keyString(p.Key)), zap.String("reason", reason), zap.Uint64("lastEpoch", p.base.epoch))
+	}
+	p.state, p.reason, p.agreedAt = StateClosed, reason, time.Time{}
+}
+
+// Tick drives the timers: fail-closed, rotation, retransmission, Pokes.
+func (m *Manager) Tick() {
+	m.mu.Lock()
+	now := m.cfg.Now()
+	bound := 2 * m.cfg.Rotate
+	for _, p := range m.peers {
+		if p.pk == nil {
+			continue
+		}
+		switch {
+		case p.state == StatePQ && now.Sub(p.agreedAt) > bound:
+			m.close(p, fmt.Sprintf("no PSK agreed for %v", bound))
+		case p.state == StatePending && now.Sub(p.since) > bound:
+			m.close(p, fmt.Sprintf("no PSK agreed within %v of the peer's arrival", bound))
+		}
+		if p.initiator {
+			m.tickInitiator(p, now)
+		} else {
+			m.tickResponder(p, now)
+		}
+	}
+	m.mu.Unlock()
+	m.flush()
+}
+
+func (m *Manager) tickInitiator(p *peer, now time.Time) {
+	if a := p.att; a != nil {
+		switch {
+		case now.Sub(a.started) >= m.cfg.AttemptTimeout:
+			if a.resp != nil {
+				p.unconfirmed = true
+			}
+			p.att = nil
+			m.reject("attempt timed out")
+		case now.Sub(a.lastSent) >= m.cfg.Retransmit:
+			a.lastSent = now
+			if a.confirm != nil {
+				m.send(p, a.confirm)
+			} else {
+				m.send(p, a.init)
+			}
+		}
+		if p.att != nil {
+			return
+		}
+	}
+	if !p.Active {
+		return
+	}
+	if p.state != StatePQ || p.unconfirmed || !now.Before(p.rotateAt) {
+		m.start(p, now)
+	}
+}
+
+func (m *Manager) tickResponder(p *peer, now time.Time) {
+	if p.Active && p.state != StatePQ && now.Sub(p.lastPoke) >= m.cfg.PokeInterval {
+		p.lastPoke = now
+		var nonce SID
+		randRead(nonce[:])
+		b := marshalShort(MsgPoke, m.self, nonce)
+		seal(b, p.pk.kPoke)
+		m.send(p, b)
+	}
+}
+
+// Run drives Tick until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(TickInterval)
+	defer t.Stop()
+	m.Tick()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.Tick()
+		}
+	}
+}
+
+func (m *Manager) send(p *peer, b []byte) {
+	m.out = append(m.out, outMsg{to: p.Addr, b: b})
+}
+
+// flush sends what the locked section queued, outside the lock.
+func (m *Manager) flush() {
+	m.mu.Lock()
+	out := m.out
+	m.out = nil
+	m.mu.Unlock()
+	for _, o := range out {
+		if err := m.tr.Send(o.to, o.b); err != nil {
+			m.log.Debug("post-quantum: send", zap.Stringer("to", o.to), zap.Error(err))
+		}
+	}
+}
+
+func (m *Manager) reject(reason string) {
+	v, _ := m.rejected.LoadOrStore(reason, new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
+}
+
+// PeerStatus is one peer's state for status and metrics.
+type PeerStatus struct {
+	Key       Key
+	State     State
+	Reason    string
+	Epoch     uint64        // of the last key installed (0: none)
+	Age       time.Duration // since the last agreement; 0 if none
+	Initiator bool
+}
+
+// Status lists the peers, sorted by key.
+func (m *Manager) Status() []PeerStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Now()
+	out := make([]PeerStatus, 0, len(m.peers))
+	for _, p := range m.peers {
+		s := PeerStatus{Key: p.Key, State: p.state, Reason: p.reason, Epoch: p.base.epoch, Initiator: p.initiator}
+		if p.state == StatePQ {
+			s.Reason = ""
+		}
+		if !p.agreedAt.IsZero() {
+			s.Age = now.Sub(p.agreedAt)
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b PeerStatus) int { return strings.Compare(string(a.Key[:]), string(b.Key[:])) })
+	return out
+}
+
+// Counters are the manager's totals since start.
+type Counters struct {
+	Exchanges  uint64            // PSKs agreed
+	FailClosed uint64            // peers failed closed
+	Rejected   map[string]uint64 // messages dropped or attempts abandoned, by reason
+}
+
+// Counters returns the totals.
+func (m *Manager) Counters() Counters {
+	c := Counters{Exchanges: m.exchanges.Load(), FailClosed: m.failClosed.Load(), Rejected: map[string]uint64{}}
+	m.rejected.Range(func(k, v any) bool {
+		c.Rejected[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return c
+}
+
+// jitter returns d scaled into [0.9, 1.0) so that the rotations of many
+// peers added at once spread out.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.1*rand.Float64()))
+}
+
+func keyString(k Key) string { return base64.StdEncoding.EncodeToString(k[:]) }
