@@ -1,0 +1,104 @@
+package wgtun
+
+import (
+	"crypto/rand"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// Preshared keys (the post-quantum PSKs of pqpsk, docs/post-quantum.md).
+//
+// wireguard-go keeps a peer's PSK until the peer is removed; a peer created
+// without one has none (classical). The engine's writes (SetPeers,
+// SyncPeers, the on-demand activator) create peers without knowing about
+// PSKs, and a peer they remove and re-create, or one the on-demand trimmer
+// removed and the activator brings back, would come back classical. So
+// every UAPI set this package issues passes through pskStore.amend (one
+// hook, in Device.ipcSet): each block that creates a peer gets the
+// peer's recorded PSK as its second line, in the same set. Blocks that
+// only update a peer (update_only=true) or remove one are left alone:
+// wireguard-go keeps the PSK of a peer it updates. With
+// Config.RequirePresharedKey a peer without a recorded PSK is created with
+// a random one nobody knows, so that no classical handshake with it can
+// succeed before a PSK is agreed.
+type pskStore struct {
+	mu      sync.Mutex
+	require bool
+	keys    map[Key]Key // recorded PSKs; the zero key is an explicit "none"
+}
+
+// amend returns body with a preshared_key line after the public_key line
+// of every block that creates a peer.
+func (s *pskStore) amend(body string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.require && len(s.keys) == 0 {
+		return body // the common, classical case: no parsing
+	}
+	lines := strings.SplitAfter(body, "\n")
+	var b strings.Builder
+	b.Grow(len(body) + 128)
+	for i := 0; i < len(lines); {
+		hexKey, isPeer := strings.CutPrefix(lines[i], "public_key=")
+		if !isPeer {
+			b.WriteString(lines[i])
+			i++
+			continue
+		}
+		// The block runs to the next public_key line.
+		end := i + 1
+		creates := true
+		for ; end < len(lines) && !strings.HasPrefix(lines[end], "public_key="); end++ {
+			switch strings.TrimSuffix(lines[end], "\n") {
+			case "update_only=true", "remove=true":
+				creates = false
+			}
+			if strings.HasPrefix(lines[end], "preshared_key=") {
+				creates = false // the writer chose it
+			}
+		}
+		b.WriteString(lines[i])
+		if creates {
+			if psk, ok := s.pskFor(strings.TrimSuffix(hexKey, "\n")); ok {
+				fmt.Fprintf(&b, "preshared_key=%s\n", psk.hex())
+			}
+		}
+		for _, l := range lines[i+1 : end] {
+			b.WriteString(l)
+		}
+		i = end
+	}
+	return b.String()
+}
+
+// pskFor is the PSK a peer (by UAPI hex key) is created with; false: none
+// (classical, and wireguard-go's default). Caller holds s.mu.
+func (s *pskStore) pskFor(hexKey string) (Key, bool) {
+	k, err := parseHexKey(hexKey)
+	if err != nil {
+		return Key{}, false // not ours to judge: wireguard-go rejects it
+	}
+	if psk, ok := s.keys[k]; ok {
+		return psk, true
+	}
+	if s.require {
+		return randomKey(), true
+	}
+	return Key{}, false
+}
+
+func (s *pskStore) set(peer, psk Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys == nil {
+		s.keys = map[Key]Key{}
+	}
+	s.keys[peer] = psk
+}
+
+func randomKey() Key {
+	var k Key
+	_, _ = rand.Read(k[:]) // never fails (it crashes the program instead)
+	return k
+}
