@@ -32,6 +32,12 @@ type Config struct {
 	// IdleTimeout is how long an on-demand peer must be idle before it is
 	// removed (default 5 minutes). Persistent keepalives count as traffic.
 	IdleTimeout time.Duration
+
+	// RequirePresharedKey creates every peer with a preshared key: the one
+	// SetPresharedKey recorded, else a random one nobody knows, so that no
+	// classical handshake succeeds with a peer before a post-quantum key
+	// is agreed (psk.go).
+	RequirePresharedKey bool
 }
 
 // defaultIdleTimeout is Tailscale's lazy-peer idle time: long enough that a

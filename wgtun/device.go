@@ -29,7 +29,8 @@ type Device struct {
 	ipcSets atomic.Uint64 // UAPI set operations we issued; tests check diffs write nothing
 	nPeers  atomic.Int64  // peers of the last successful write, for PeerCounts
 
-	od *onDemand // nil unless Config.OnDemand
+	od  *onDemand // nil unless Config.OnDemand
+	psk pskStore  // preshared keys of peers it creates (psk.go)
 
 	reads readRecord // the device's last own read; stats.go
 
@@ -70,6 +71,7 @@ func Open(cfg Config) (*Device, error) {
 	nt := newNSTUN(t, nl, link.Attrs().Index)
 
 	d := &Device{cfg: cfg, log: log, pub: cfg.PrivateKey.PublicKey(), tun: nt}
+	d.psk.require = cfg.RequirePresharedKey
 	// Without OnDemand wireguard-go gets the TUN and bind as they are: no
 	// wrapper on the packet paths.
 	var tdev tun.Device = nt
@@ -142,9 +144,11 @@ func (d *Device) PublicKey() Key { return d.pub }
 // if Config.ListenPort was 0).
 func (d *Device) ListenPort() uint16 { return d.port }
 
+// ipcSet is the one path of every UAPI set we issue; peers it creates get
+// their preshared key (psk.go).
 func (d *Device) ipcSet(body string) error {
 	d.ipcSets.Add(1)
-	return d.wg.IpcSet(body)
+	return d.wg.IpcSet(d.psk.amend(body))
 }
 
 // SetPeers makes the device's peers peers, writing only the difference
