@@ -102,3 +102,69 @@ func randomKey() Key {
 	_, _ = rand.Read(k[:]) // never fails (it crashes the program instead)
 	return k
 }
+
+// SetPresharedKey records peer's PSK and sets it on the peer if wireguard-go
+// holds it (its current session continues; the next handshake uses the new
+// key). The zero key means none: classical WireGuard. A peer the engine
+// creates later is created with it.
+func (d *Device) SetPresharedKey(peer, psk Key) error {
+	d.setMu.Lock()
+	defer d.setMu.Unlock()
+	d.psk.set(peer, psk)
+	// update_only: a peer wireguard-go does not hold is not created.
+	body := fmt.Sprintf("public_key=%s\nupdate_only=true\npreshared_key=%s\n", peer.hex(), psk.hex())
+	if err := d.ipcSet(body); err != nil {
+		return fmt.Errorf("wgtun %s: set preshared key of %s: %w", d.cfg.Name, peer, err)
+	}
+	return nil
+}
+
+// FailClosed gives peer a random PSK nobody knows and ends its live
+// session: wireguard-go keeps a session across a PSK change, so the peer
+// is removed and re-created (same endpoint, allowed IPs and keepalive)
+// in one UAPI set, which drops its keypairs. Traffic to and from the peer
+// is then dropped until SetPresharedKey installs an agreed key. A peer
+// wireguard-go does not hold only gets the random key recorded.
+func (d *Device) FailClosed(peer Key) error {
+	d.setMu.Lock()
+	defer d.setMu.Unlock()
+	psk := randomKey()
+	d.psk.set(peer, psk)
+	st, err := d.state()
+	if err != nil {
+		return fmt.Errorf("wgtun %s: fail closed %s: %w", d.cfg.Name, peer, err)
+	}
+	var cur *PeerStats
+	for i := range st.Peers {
+		if st.Peers[i].PublicKey == peer {
+			cur = &st.Peers[i]
+		}
+	}
+	if cur == nil {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "public_key=%s\nremove=true\npublic_key=%s\npreshared_key=%s\n", peer.hex(), peer.hex(), psk.hex())
+	if cur.Endpoint.IsValid() {
+		fmt.Fprintf(&b, "endpoint=%s\n", cur.Endpoint)
+	}
+	if d.cfg.Keepalive > 0 {
+		fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", d.cfg.Keepalive)
+	}
+	for _, pfx := range cur.AllowedIPs {
+		fmt.Fprintf(&b, "allowed_ip=%s\n", pfx)
+	}
+	if err := d.ipcSet(b.String()); err != nil {
+		d.written = nil // the next SetPeers reads the device back
+		return fmt.Errorf("wgtun %s: fail closed %s: re-create peer: %w", d.cfg.Name, peer, err)
+	}
+	return nil
+}
+
+// ForgetPresharedKey drops peer's recorded PSK (the peer left the
+// cluster); a peer created later for that key gets the default again.
+func (d *Device) ForgetPresharedKey(peer Key) {
+	d.psk.mu.Lock()
+	defer d.psk.mu.Unlock()
+	delete(d.psk.keys, peer)
+}

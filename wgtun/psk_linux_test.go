@@ -1,0 +1,216 @@
+package wgtun
+
+import (
+	"bufio"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// devicePSK reads peer's preshared key back from wireguard-go.
+func devicePSK(t *testing.T, d *Device, peer Key) Key {
+	t.Helper()
+	text, err := d.wg.IpcGet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := false
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), "=")
+		switch {
+		case k == "public_key":
+			in = v == peer.hex()
+		case in && k == "preshared_key":
+			psk, err := parseHexKey(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return psk
+		}
+	}
+	t.Fatalf("peer %s not in the device", peer)
+	return Key{}
+}
+
+func waitPing(t *testing.T, ns, dst string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for pingOnce(ns, dst, 1) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ping %s → %s", ns, dst)
+		}
+	}
+}
+
+// TestPresharedKeys: with RequirePresharedKey a new peer gets a random
+// key (no classical handshake); an agreed key survives every write of the
+// engine (update, resync, removal and re-creation); a PSK change leaves
+// the live session alone, and FailClosed ends it.
+func TestPresharedKeys(t *testing.T) {
+	requirePrivileged(t)
+	n := newTestNet(t)
+	nlA, nlB := nsHandle(t, n.a), nsHandle(t, n.b)
+	name := "cw" + randHex(t, 3)
+	keyA, _ := GeneratePrivateKey()
+	keyB, _ := GeneratePrivateKey()
+	pubA, pubB := keyA.PublicKey(), keyB.PublicKey()
+	cfg := func(k Key) Config {
+		return Config{Name: name, MTU: 1420, ListenPort: 51820, PrivateKey: k, SocketDir: t.TempDir(),
+			Logger: testLogger(), RequirePresharedKey: true}
+	}
+	devA, devB := openIn(t, n.a, cfg(keyA)), openIn(t, n.b, cfg(keyB))
+	addTunnelAddr(t, nlA, name, "10.99.0.1", "10.99.0.2")
+	addTunnelAddr(t, nlB, name, "10.99.0.2", "10.99.0.1")
+	peerB := Peer{PublicKey: pubB, Endpoint: netip.MustParseAddrPort("192.168.99.2:51820"),
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/32")}}
+	peerA := Peer{PublicKey: pubA, Endpoint: netip.MustParseAddrPort("192.168.99.1:51820"),
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.1/32")}}
+	if err := devA.SetPeers([]Peer{peerB}); err != nil {
+		t.Fatal(err)
+	}
+	if err := devB.SetPeers([]Peer{peerA}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Locked: random, different keys; no classical session.
+	ka, kb := devicePSK(t, devA, pubB), devicePSK(t, devB, pubA)
+	if ka.IsZero() || kb.IsZero() || ka == kb {
+		t.Fatalf("new peers' keys %x / %x: want random, non-zero, different", ka[:4], kb[:4])
+	}
+	if err := pingOnce(n.a, "10.99.0.2", 2); err == nil {
+		t.Fatal("a handshake succeeded without an agreed preshared key")
+	}
+
+	// Agreed.
+	k := randomKey()
+	for _, set := range []struct {
+		d    *Device
+		peer Key
+	}{{devA, pubB}, {devB, pubA}} {
+		if err := set.d.SetPresharedKey(set.peer, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	devA.InitiateHandshakes()
+	waitPing(t, n.a, "10.99.0.2")
+
+	// The engine's writes keep it.
+	peerB2 := peerB
+	peerB2.AllowedIPs = append([]netip.Prefix{netip.MustParsePrefix("10.99.1.0/24")}, peerB.AllowedIPs...)
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"update", func() error { return devA.SetPeers([]Peer{peerB2}) }},
+		{"resync", func() error { _, err := devA.SyncPeers([]Peer{peerB2}); return err }},
+		{"remove", func() error { return devA.SetPeers(nil) }},
+		{"re-create", func() error { return devA.SetPeers([]Peer{peerB2}) }},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if s.name == "remove" {
+			continue
+		}
+		if got := devicePSK(t, devA, pubB); got != k {
+			t.Fatalf("after %s the peer's key is %x, want the agreed %x", s.name, got[:4], k[:4])
+		}
+	}
+	devA.InitiateHandshakes()
+	waitPing(t, n.a, "10.99.0.2")
+
+	// A PSK change leaves the live session alone...
+	if err := devA.SetPresharedKey(pubB, randomKey()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ping(n.a, "10.99.0.2"); err != nil {
+		t.Fatalf("the live session did not survive a PSK change: %v", err)
+	}
+	// ...FailClosed ends it: nothing passes, the peer keeps its config.
+	if err := devA.FailClosed(pubB); err != nil {
+		t.Fatal(err)
+	}
+	if got := devicePSK(t, devA, pubB); got == k || got.IsZero() {
+		t.Fatalf("after FailClosed the key is %x", got[:4])
+	}
+	if ips := peerIPs(t, devA)[pubB]; len(ips) != 2 {
+		t.Fatalf("FailClosed lost the peer's allowed IPs: %v", ips)
+	}
+	for range 3 {
+		if err := pingOnce(n.a, "10.99.0.2", 1); err == nil {
+			t.Fatal("traffic passed after FailClosed")
+		}
+		if err := pingOnce(n.b, "10.99.0.1", 1); err == nil {
+			t.Fatal("traffic passed after FailClosed (from the other side)")
+		}
+	}
+
+	// A new agreement brings it back.
+	k2 := randomKey()
+	if err := devA.SetPresharedKey(pubB, k2); err != nil {
+		t.Fatal(err)
+	}
+	if err := devB.SetPresharedKey(pubA, k2); err != nil {
+		t.Fatal(err)
+	}
+	devA.InitiateHandshakes()
+	waitPing(t, n.a, "10.99.0.2")
+
+	// A forgotten peer is created with a random key again.
+	devA.ForgetPresharedKey(pubB)
+	if err := devA.SetPeers(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := devA.SetPeers([]Peer{peerB}); err != nil {
+		t.Fatal(err)
+	}
+	if got := devicePSK(t, devA, pubB); got == k2 || got.IsZero() {
+		t.Fatalf("a forgotten peer was re-created with %x", got[:4])
+	}
+}
+
+// TestPresharedKeysOnDemand: a key recorded for an inactive on-demand peer
+// is the one the activator creates it with.
+func TestPresharedKeysOnDemand(t *testing.T) {
+	requirePrivileged(t)
+	n := newTestNet(t)
+	nlA, nlB := nsHandle(t, n.a), nsHandle(t, n.b)
+	name := "cw" + randHex(t, 3)
+	keyA, _ := GeneratePrivateKey()
+	keyB, _ := GeneratePrivateKey()
+	pubA, pubB := keyA.PublicKey(), keyB.PublicKey()
+	devA := openIn(t, n.a, Config{Name: name, MTU: 1420, ListenPort: 51820, PrivateKey: keyA, SocketDir: t.TempDir(),
+		Logger: testLogger(), RequirePresharedKey: true, OnDemand: true})
+	devB := openIn(t, n.b, Config{Name: name, MTU: 1420, ListenPort: 51820, PrivateKey: keyB, SocketDir: t.TempDir(),
+		Logger: testLogger(), RequirePresharedKey: true})
+	addTunnelAddr(t, nlA, name, "10.99.0.1", "10.99.0.2")
+	addTunnelAddr(t, nlB, name, "10.99.0.2", "10.99.0.1")
+	if err := devA.SetPeers([]Peer{{PublicKey: pubB, Endpoint: netip.MustParseAddrPort("192.168.99.2:51820"),
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/32")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := devB.SetPeers([]Peer{{PublicKey: pubA, Endpoint: netip.MustParseAddrPort("192.168.99.1:51820"),
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.1/32")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(peerIPs(t, devA)) != 0 {
+		t.Fatal("an on-demand peer was configured before any traffic")
+	}
+	k := randomKey()
+	if err := devA.SetPresharedKey(pubB, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := devB.SetPresharedKey(pubA, k); err != nil {
+		t.Fatal(err)
+	}
+	if len(peerIPs(t, devA)) != 0 {
+		t.Fatal("SetPresharedKey configured an inactive on-demand peer")
+	}
+	waitPing(t, n.a, "10.99.0.2") // the first packet activates the peer
+	if got := devicePSK(t, devA, pubB); got != k {
+		t.Fatalf("activated with key %x, want the recorded %x", got[:4], k[:4])
+	}
+}
