@@ -209,6 +209,9 @@ func (m *Metrics) Refresh() {
 		}
 		v.peers = append(v.peers, ps)
 	}
+	if m.perPeer {
+		v.pqPeers = pqPeerSeries(r.Peers)
+	}
 	// Both families always: 0 until the table was read back.
 	v.marked["ipv4"], v.marked["ipv6"] = r.MarkCounters["egress4"], r.MarkCounters["egress6"]
 	m.view.Store(v)
@@ -227,6 +230,7 @@ type view struct {
 	rx, tx     uint64
 	marked     map[string]uint64 // by family
 	peers      []peerSeries      // only with PerPeer
+	pqPeers    []pqSeries        // only with PerPeer and --post-quantum
 }
 
 type peerSeries struct {
@@ -244,6 +248,12 @@ func (c *collector) descs() []*prometheus.Desc {
 	d := []*prometheus.Desc{descConfigured, descRead, descPeers, descHandshakeAge, descRxTotal, descTxTotal, descMarked, descRejected, descRefused}
 	if c.perPeer {
 		d = append(d, descHandshake, descRx, descTx)
+	}
+	if c.src.PQ != nil {
+		d = append(d, pqDescs...)
+		if c.perPeer {
+			d = append(d, pqPeerDescs...)
+		}
 	}
 	return d
 }
@@ -286,4 +296,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRx, prometheus.CounterValue, p.rx, p.name)
 		ch <- prometheus.MustNewConstMetric(descTx, prometheus.CounterValue, p.tx, p.name)
 	}
+	c.collectPQ(ch, v)
 }

@@ -47,7 +47,9 @@ type Report struct {
 	Problems []string `json:"problems"`
 
 	Datapath Datapath `json:"datapath"`
-	Peers    []Peer   `json:"peers"`
+	// PostQuantum is absent unless --post-quantum is on or required.
+	PostQuantum *PostQuantum `json:"post_quantum,omitempty"`
+	Peers       []Peer       `json:"peers"`
 	// Sets holds the number of pod CIDRs in each nftables set as the last
 	// resync read them back from the kernel: local4, local6, remote4,
 	// remote6.
@@ -96,6 +98,8 @@ type Peer struct {
 	// ReasonGroup is its fixed group, the crosswire_rejected_nodes label.
 	Reason      string `json:"reason,omitempty"`
 	ReasonGroup string `json:"reason_group,omitempty"`
+	// PQ is the peer's post-quantum state; absent when it is off.
+	PQ *PeerPQ `json:"pq,omitempty"`
 }
 
 // Unhealthy reports whether a peer in this state makes the node unhealthy.
@@ -125,7 +129,7 @@ func problems(r *Report) []string {
 			out = append(out, fmt.Sprintf("peer %s: %s", p.Name, s))
 		}
 	}
-	return out
+	return append(out, pqProblems(r)...)
 }
 
 // finish fills Healthy and Problems.

@@ -42,6 +42,9 @@ type Info struct {
 	Strict     bool
 	// OnDemandPeers: WireGuard holds only the peers with recent traffic.
 	OnDemandPeers bool
+	// PostQuantum is the --post-quantum mode; PQRotate its --pq-rotate.
+	PostQuantum string
+	PQRotate    time.Duration
 }
 
 // Mark counter keys in Report.MarkCounters, by nftables rule comment.
@@ -61,6 +64,7 @@ type Source struct {
 	Tunnel  Tunnel
 	Rules   Rules
 	Tracker *Tracker
+	PQ      PQ // nil unless --post-quantum
 	// HandshakeTimeout defaults to DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	Now              func() time.Time
@@ -244,6 +248,7 @@ func (s *Source) build(rd reading) Report {
 			}
 		}
 	}
+	s.addPQ(&r)
 	r.finish()
 	return r
 }

@@ -87,6 +87,9 @@ func WriteText(w io.Writer, r *Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writePQText(&b, r); err != nil {
+		return err
+	}
 	if len(r.Problems) > 0 {
 		b.WriteString("\nproblems:\n")
 		for _, p := range r.Problems {

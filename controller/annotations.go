@@ -16,6 +16,10 @@ const (
 	// AnnotationPodCIDRs is set by an operator for CNIs that do not fill
 	// spec.podCIDRs: a comma-separated list of CIDRs. It wins over the spec.
 	AnnotationPodCIDRs = "crosswire.dev/pod-cidrs"
+	// AnnotationPQPort holds the UDP port of the node's post-quantum key
+	// exchange, published by its agent with --post-quantum on or required
+	// (docs/post-quantum.md); absent: the node has no post-quantum support.
+	AnnotationPQPort = "crosswire.dev/pq-port"
 )
 
 // Limits that keep one hostile Node from costing every agent memory and

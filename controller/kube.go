@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +65,9 @@ type KubeSource struct {
 	SelfKey wgtun.Key
 	// ListenPort is this agent's WireGuard port, published in its endpoint.
 	ListenPort uint16
+	// PQPort is this agent's post-quantum key-exchange port, published as
+	// AnnotationPQPort; 0: post-quantum off (the annotation is removed).
+	PQPort uint16
 	// DefaultPort is assumed for peers that publish no endpoint (see
 	// Input.DefaultPort); 0 means ListenPort.
 	DefaultPort uint16
@@ -465,9 +469,12 @@ func (r *kubeRun) publish(ctx context.Context) error {
 // about an unusable override only; the InternalIP is used instead.
 func (s *KubeSource) wantAnnotations(n *corev1.Node) (map[string]string, error) {
 	ep, err := SelfEndpoint(n, s.ListenPort)
-	want := map[string]string{AnnotationPublicKey: s.SelfKey.String(), AnnotationEndpoint: ""}
+	want := map[string]string{AnnotationPublicKey: s.SelfKey.String(), AnnotationEndpoint: "", AnnotationPQPort: ""}
 	if ep.IsValid() {
 		want[AnnotationEndpoint] = ep.String()
+	}
+	if s.PQPort != 0 {
+		want[AnnotationPQPort] = strconv.Itoa(int(s.PQPort))
 	}
 	return want, err
 }

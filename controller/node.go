@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -63,7 +64,20 @@ func parseNodeCIDRs(n *corev1.Node) (proxy.Peer, error) {
 		return info, inGroup(GroupCIDR, err)
 	}
 	info.PodCIDRs = cidrs
+	info.PQPort = nodePQPort(n)
 	return info, nil
+}
+
+// nodePQPort is the node's published key-exchange port; 0 when absent or
+// not a port. A bad value only withholds post-quantum from the pair
+// (classical WireGuard, or no traffic with --post-quantum=required, both
+// shown in the status); it never rejects the node.
+func nodePQPort(n *corev1.Node) uint16 {
+	v, err := strconv.ParseUint(strings.TrimSpace(n.Annotations[AnnotationPQPort]), 10, 16)
+	if err != nil {
+		return 0
+	}
+	return uint16(v)
 }
 
 // nodeKey returns the node's public key, zero when it has none.

@@ -239,7 +239,8 @@ func (m *Manager) agreed(p *peer, now time.Time) {
 		m.log.Info("post-quantum: PSK agreed", zap.String("peer", keyString(p.Key)),
 			zap.Uint64("epoch", p.base.epoch), zap.String("was", string(p.state)))
 	}
-	p.state, p.reason, p.agreedAt = StatePQ, "", now
+	m.setState(p, StatePQ)
+	p.reason, p.agreedAt = "", now
 	p.rotateAt = now.Add(jitter(m.cfg.Rotate))
 	m.exchanges.Add(1)
 }

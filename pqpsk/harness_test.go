@@ -226,6 +226,23 @@ func (c *cluster) step(d time.Duration) {
 		nd.m.Tick()
 	}
 	c.net.pump(c.t)
+	for _, nd := range c.nodes {
+		checkCounts(c.t, nd.m)
+	}
+}
+
+// checkCounts: the lock-free state counts agree with the peers' states.
+func checkCounts(t testing.TB, m *Manager) {
+	t.Helper()
+	want := map[State]int{}
+	for _, s := range m.Status() {
+		want[s.State]++
+	}
+	for s, n := range m.StateCounts() {
+		if want[s] != n {
+			t.Fatalf("StateCounts %v, the peers say %v", m.StateCounts(), want)
+		}
+	}
 }
 
 // run steps by one tick for d.

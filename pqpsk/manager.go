@@ -161,9 +161,10 @@ type Manager struct {
 	peers map[Key]*peer
 	out   []outMsg
 
-	exchanges  atomic.Uint64 // agreements (either role)
-	failClosed atomic.Uint64 // transitions into closed
-	rejected   sync.Map      // reason → *atomic.Uint64
+	counts     [4]atomic.Int64 // peers by state, in the order of States
+	exchanges  atomic.Uint64   // agreements (either role)
+	failClosed atomic.Uint64   // transitions into closed
+	rejected   sync.Map        // reason → *atomic.Uint64
 }
 
 type outMsg struct {
@@ -269,8 +270,9 @@ func (m *Manager) SetPeers(peers []Peer) {
 		}
 		p.Peer = np
 	}
-	for k := range m.peers {
+	for k, p := range m.peers {
 		if !seen[k] {
+			m.setState(p, "")
 			delete(m.peers, k)
 			m.inst.ForgetPresharedKey(k)
 		}
@@ -294,7 +296,8 @@ func (m *Manager) configure(p *peer, np Peer, now time.Time, fresh bool) {
 		if err := m.inst.SetPresharedKey(p.Key, Key{}); err != nil {
 			m.log.Warn("post-quantum: set classical peer", zap.String("peer", keyString(p.Key)), zap.Error(err))
 		}
-		p.state, p.reason, p.agreedAt = StateClassical, "peer without post-quantum support", time.Time{}
+		m.setState(p, StateClassical)
+		p.reason, p.agreedAt = "peer without post-quantum support", time.Time{}
 		if !fresh {
 			m.log.Warn("post-quantum: peer no longer advertises support; classical WireGuard", zap.String("peer", keyString(p.Key)))
 		}
@@ -306,7 +309,8 @@ func (m *Manager) configure(p *peer, np Peer, now time.Time, fresh bool) {
 		m.close(p, fmt.Sprintf("bad peer key: %v", err))
 		return
 	}
-	p.pk, p.since, p.state, p.reason = pk, now, StatePending, "no PSK agreed yet"
+	m.setState(p, StatePending)
+	p.pk, p.since, p.reason = pk, now, "no PSK agreed yet"
 	p.base, p.agreedAt = epochKey{}, time.Time{}
 	if !fresh && prev != StatePending && prev != StateClosed {
 		// It held a classical (zero) PSK: lock it until the exchange.
@@ -326,7 +330,8 @@ func (m *Manager) close(p *peer, reason string) {
 		m.log.Warn("post-quantum: peer failed closed; its traffic is dropped until a PSK is agreed",
 			zap.String("peer", keyString(p.Key)), zap.String("reason", reason), zap.Uint64("lastEpoch", p.base.epoch))
 	}
-	p.state, p.reason, p.agreedAt = StateClosed, reason, time.Time{}
+	m.setState(p, StateClosed)
+	p.reason, p.agreedAt = reason, time.Time{}
 }
 
 // Tick drives the timers: fail-closed, rotation, retransmission, Pokes.
@@ -429,6 +434,37 @@ func (m *Manager) flush() {
 func (m *Manager) reject(reason string) {
 	v, _ := m.rejected.LoadOrStore(reason, new(atomic.Uint64))
 	v.(*atomic.Uint64).Add(1)
+}
+
+// setState moves p to state s ("": gone), keeping the per-state counts
+// that StateCounts reads without the lock. Caller holds m.mu.
+func (m *Manager) setState(p *peer, s State) {
+	if i := stateIndex(p.state); i >= 0 {
+		m.counts[i].Add(-1)
+	}
+	p.state = s
+	if i := stateIndex(s); i >= 0 {
+		m.counts[i].Add(1)
+	}
+}
+
+func stateIndex(s State) int {
+	for i, t := range States {
+		if t == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// StateCounts returns how many peers are in each state, without taking
+// the manager's lock or visiting the peers (for metrics scrapes).
+func (m *Manager) StateCounts() map[State]int {
+	out := make(map[State]int, len(States))
+	for i, s := range States {
+		out[s] = int(m.counts[i].Load())
+	}
+	return out
 }
 
 // PeerStatus is one peer's state for status and metrics.

@@ -157,6 +157,7 @@ func TestClassicalPeer(t *testing.T) {
 					t.Fatalf("mode required: state %s, %d closes; want closed", st.State, inst.closes(peerPub))
 				}
 			}
+			checkCounts(t, m)
 			// The peer starts advertising PQ: it leaves classical and is
 			// locked (random key) until an exchange.
 			m.SetPeers([]Peer{{Key: peerPub, PQ: true, Addr: mustAddr("192.168.1.9:51821"), Active: true}})
@@ -201,6 +202,7 @@ func TestRemovedPeerIsForgotten(t *testing.T) {
 	c.step(TickInterval)
 	a, b := c.nodes[0], c.nodes[1]
 	a.m.SetPeers(nil)
+	checkCounts(t, a.m)
 	if _, ok := a.inst.get(b.pub); ok {
 		t.Fatal("the key of a removed peer is still recorded")
 	}

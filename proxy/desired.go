@@ -18,6 +18,10 @@ type Peer struct {
 	PublicKey wgtun.Key
 	Endpoint  netip.AddrPort
 	PodCIDRs  []netip.Prefix
+	// PQPort is the node's post-quantum key-exchange port
+	// (crosswire.dev/pq-port); 0: no post-quantum support. The engine does
+	// not use it; the agent's key manager does.
+	PQPort uint16
 }
 
 // Desired is the datapath state the engine converges to.

@@ -17,6 +17,7 @@ import (
 	"github.com/crosswire/crosswire/agentstatus"
 	"github.com/crosswire/crosswire/controller"
 	"github.com/crosswire/crosswire/nft"
+	"github.com/crosswire/crosswire/pqpsk"
 	"github.com/crosswire/crosswire/proxy"
 	"github.com/crosswire/crosswire/wgtun"
 )
@@ -44,6 +45,7 @@ func newAgentCommand() *cobra.Command {
 	fs.DurationVar(&o.peerIdle, "peer-idle-timeout", o.peerIdle, "with --on-demand-peers: remove a peer after this long without a handshake or traffic (at least 10s)")
 	fs.BoolVar(&o.strict, "strict", o.strict, "fail closed for nodes without a key too: drop pod traffic to a known node until it has a key, and drop plaintext from remote pod CIDRs to local pods (see docs/design.md before enabling on a running cluster)")
 	o.serve.flags(fs)
+	o.pq.flags(fs)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "kubeconfig file for the API server (default: in-cluster service account); ignored with --nodes-file")
 	return cmd
 }
@@ -59,16 +61,25 @@ type nodeSource interface {
 type agentSink struct {
 	engine *proxy.Engine
 	status *agentstatus.Source
+	pq     *pqAgent // nil unless --post-quantum
 }
 
+// The key manager hears of peers before the engine, so that a classical
+// peer's zero key is recorded before the device creates the peer.
 func (s agentSink) Replace(st controller.State) {
 	s.status.SetRejected(st.Rejected)
+	if s.pq != nil {
+		s.pq.replace(st.Peers)
+	}
 	s.engine.Update(st.Desired())
 }
 
 func (s agentSink) Apply(c controller.Change) {
 	if c.RejectedChanged {
 		s.status.SetRejected(c.Rejected)
+	}
+	if s.pq != nil {
+		s.pq.apply(c.Upsert, c.Remove)
 	}
 	s.engine.Change(c.Delta())
 }
@@ -78,6 +89,10 @@ func runAgent(ctx context.Context, o *options) error {
 		return err
 	}
 	if err := o.serve.validate(); err != nil {
+		return err
+	}
+	pqMode, err := o.pq.validate()
+	if err != nil {
 		return err
 	}
 	if o.nodeName == "" {
@@ -131,6 +146,7 @@ func runAgent(ctx context.Context, o *options) error {
 		Name: o.iface, MTU: mtu, ListenPort: o.listenPort, FwMark: uint32(o.wgFwmark),
 		PrivateKey: key, SocketDir: o.socketDir, Keepalive: o.keepalive, Logger: log.Named("wireguard"),
 		OnDemand: o.onDemand, IdleTimeout: o.peerIdle,
+		RequirePresharedKey: pqMode != pqpsk.ModeOff,
 	})
 	if err != nil {
 		return fmt.Errorf("open tunnel: %w", err)
@@ -143,6 +159,14 @@ func runAgent(ctx context.Context, o *options) error {
 			log.Warn("close tunnel", zap.Error(err))
 		}
 	}()
+
+	var pq *pqAgent // nil unless --post-quantum
+	if pqMode != pqpsk.ModeOff {
+		if pq, err = newPQAgent(o, pqMode, key, dev, log.Named("pq")); err != nil {
+			return err
+		}
+		defer pq.close()
+	}
 
 	rules, err := nft.New(o.nftConfig())
 	if err != nil {
@@ -170,8 +194,9 @@ func runAgent(ctx context.Context, o *options) error {
 		Info: agentstatus.Info{
 			Node: o.nodeName, Interface: o.iface, PublicKey: key.PublicKey().String(),
 			ListenPort: dev.ListenPort(), MTU: mtu, Strict: o.proxyConfig().Strict, OnDemandPeers: o.onDemand,
+			PostQuantum: pqMode.String(), PQRotate: o.pq.rotate,
 		},
-		Engine: engine, Tunnel: dev, Rules: rules, Tracker: tracker,
+		Engine: engine, Tunnel: dev, Rules: rules, Tracker: tracker, PQ: pq.status(),
 		HandshakeTimeout: o.serve.handshakeTimeout,
 	}
 	ob, err := o.serve.listen(engine, status, log)
@@ -199,11 +224,14 @@ func runAgent(ctx context.Context, o *options) error {
 			zap.String("interface", o.iface), zap.Uint16("listen_port", dev.ListenPort()))
 		src = &controller.KubeSource{
 			Client: client, Self: o.nodeName, SelfKey: key.PublicKey(),
-			ListenPort: dev.ListenPort(), DefaultPort: o.listenPort, Strict: o.strict, Log: log.Named("nodes"),
+			ListenPort: dev.ListenPort(), DefaultPort: o.listenPort, Strict: o.strict, PQPort: pq.port(), Log: log.Named("nodes"),
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return engine.Run(gctx) })
+	if pq != nil {
+		g.Go(func() error { return pq.run(gctx) })
+	}
 	if o.mtu == 0 {
 		w := &proxy.MTUWatcher{
 			Device: dev, Peers: engine.Peers, Interval: o.resync, Log: log.Named("mtu"),
@@ -213,7 +241,7 @@ func runAgent(ctx context.Context, o *options) error {
 	}
 	ob.serve(gctx, g)
 	g.Go(func() error {
-		return src.Run(gctx, agentSink{engine: engine, status: status})
+		return src.Run(gctx, agentSink{engine: engine, status: status, pq: pq})
 	})
 	err = g.Wait()
 	log.Info("agent stopping; datapath left in place (run `crosswire cleanup` to remove it)")

@@ -17,7 +17,10 @@ import (
 // label and every value that label takes, and nothing else.
 func TestDocsMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := agentstatus.NewMetrics(reg, unhealthySample(t), agentstatus.MetricsOptions{PerPeer: true}); err != nil {
+	src := unhealthySample(t)
+	src.PQ = pqSample(t).PQ // the post-quantum metrics too
+	src.Info.PostQuantum = "on"
+	if _, err := agentstatus.NewMetrics(reg, src, agentstatus.MetricsOptions{PerPeer: true}); err != nil {
 		t.Fatal(err)
 	}
 	families, err := reg.Gather()
@@ -85,7 +88,7 @@ func TestDocsMetrics(t *testing.T) {
 func TestDocsAnnotations(t *testing.T) {
 	known := []string{
 		controller.AnnotationPublicKey, controller.AnnotationEndpoint,
-		controller.AnnotationEndpointOverride, controller.AnnotationPodCIDRs,
+		controller.AnnotationEndpointOverride, controller.AnnotationPodCIDRs, controller.AnnotationPQPort,
 	}
 	var table []string
 	for _, row := range mdTable(t, readDoc(t, "docs/design.md"), "annotation", "written by", "meaning") {

@@ -25,6 +25,7 @@ var statusSamples = []struct {
 }{
 	{"status-healthy.txt", healthySample, true},
 	{"status-unhealthy.txt", unhealthySample, false},
+	{"status-pq.txt", pqSample, false},
 }
 
 // TestDocsStatusSamples renders every sample, compares it with its golden

@@ -37,6 +37,7 @@ type options struct {
 	strict       bool
 	onDemand     bool
 	peerIdle     time.Duration
+	pq           pqOptions // pq.go: --post-quantum, --pq-port, --pq-rotate
 }
 
 func defaultOptions() options {
@@ -58,6 +59,7 @@ func defaultOptions() options {
 		peerIdle:     5 * time.Minute,
 		logLevel:     "info",
 		serve:        defaultServeOptions(),
+		pq:           defaultPQOptions(),
 	}
 }
 

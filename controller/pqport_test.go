@@ -1,0 +1,28 @@
+package controller
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestParseNodePQPort: the published key-exchange port is read; a bad one
+// withholds post-quantum from the node but never rejects it.
+func TestParseNodePQPort(t *testing.T) {
+	for in, want := range map[string]uint16{"51821": 51821, " 7 ": 7, "": 0, "x": 0, "70000": 0, "-1": 0} {
+		n := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: "n", Annotations: map[string]string{
+				AnnotationPublicKey: testKey(2), AnnotationPQPort: in,
+			}},
+			Spec: corev1.NodeSpec{PodCIDR: "10.244.2.0/24"},
+		}
+		p, err := ParseNode(n, 51820)
+		if err != nil {
+			t.Errorf("pq-port %q: node rejected: %v", in, err)
+		}
+		if p.PQPort != want {
+			t.Errorf("pq-port %q: got %d, want %d", in, p.PQPort, want)
+		}
+	}
+}
