@@ -45,6 +45,9 @@ var customAgentArgs = []string{
 	"--keepalive=25",
 	"--on-demand-peers=true",
 	"--peer-idle-timeout=2m30s",
+	"--post-quantum=required",
+	"--pq-port=41821",
+	"--pq-rotate=45s",
 	"--metrics-port=19763",
 	"--metrics-per-peer=true",
 	"--status-socket=/run/crosswire/status.sock",
@@ -192,7 +195,7 @@ func TestDefaults(t *testing.T) {
 	})
 	checkProbes(t, agent, 9763)
 	checkStartupProbe(t, agent, 2, 1, 300)
-	checkPorts(t, agent, 51820, 9763)
+	checkPorts(t, agent, 51820, 0, 9763)
 	if agent.Resources.Requests.Cpu().IsZero() || agent.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources %+v: want requests and a memory limit", agent.Resources)
 	}
@@ -257,7 +260,7 @@ func TestCustomValues(t *testing.T) {
 	})
 	checkProbes(t, agent, 19763)
 	checkStartupProbe(t, agent, 0, 2, 90)
-	checkPorts(t, agent, 41820, 19763)
+	checkPorts(t, agent, 41820, 41821, 19763)
 	if pod.ServiceAccountName != "cw-agent" || m.ServiceAccount.Name != "cw-agent" ||
 		m.ServiceAccount.Annotations["example.com/owner"] != "network-team" {
 		t.Errorf("service account %q / %+v", pod.ServiceAccountName, m.ServiceAccount.ObjectMeta)
@@ -410,6 +413,9 @@ func TestSchemaRejects(t *testing.T) {
 		{[]string{"--set", "strict=maybe"}, []string{"/strict", "boolean"}},
 		{[]string{"--set", "onDemandPeers=maybe"}, []string{"/onDemandPeers", "boolean"}},
 		{[]string{"--set", "peerIdleTimeout=later"}, []string{"/peerIdleTimeout", "pattern"}},
+		{[]string{"--set", "postQuantum.mode=maybe"}, []string{"/postQuantum/mode", "'off', 'on', 'required'"}},
+		{[]string{"--set", "postQuantum.port=0"}, []string{"/postQuantum/port", "minimum"}},
+		{[]string{"--set", "postQuantum.rotate=often"}, []string{"/postQuantum/rotate", "pattern"}},
 		{[]string{"--set", "image.pullPolicy=Sometimes"}, []string{"/image/pullPolicy"}},
 		{[]string{"--set", "image.digest=sha256:abc"}, []string{"/image/digest", "pattern"}},
 		{[]string{"--set", "image.digest=" + strings.Repeat("a", 64)}, []string{"/image/digest", "pattern"}},
@@ -523,12 +529,14 @@ func checkStartupProbe(t *testing.T, c *corev1.Container, delay, period, thresho
 	}
 }
 
-func checkPorts(t *testing.T, c *corev1.Container, wg, metrics int32) {
+// checkPorts: pq is the post-quantum exchange's port, 0 when it is off.
+func checkPorts(t *testing.T, c *corev1.Container, wg, pq, metrics int32) {
 	t.Helper()
-	want := []corev1.ContainerPort{
-		{Name: "wireguard", ContainerPort: wg, Protocol: corev1.ProtocolUDP},
-		{Name: "metrics", ContainerPort: metrics, Protocol: corev1.ProtocolTCP},
+	want := []corev1.ContainerPort{{Name: "wireguard", ContainerPort: wg, Protocol: corev1.ProtocolUDP}}
+	if pq != 0 {
+		want = append(want, corev1.ContainerPort{Name: "pq-exchange", ContainerPort: pq, Protocol: corev1.ProtocolUDP})
 	}
+	want = append(want, corev1.ContainerPort{Name: "metrics", ContainerPort: metrics, Protocol: corev1.ProtocolTCP})
 	if !slices.Equal(c.Ports, want) {
 		t.Errorf("ports %+v, want %+v", c.Ports, want)
 	}

@@ -87,6 +87,9 @@ first, then its own flags (crosswire.agentArgs). One YAML list item a line.
 - --keepalive={{ .Values.keepalive }}
 - --on-demand-peers={{ .Values.onDemandPeers }}
 - --peer-idle-timeout={{ .Values.peerIdleTimeout }}
+- --post-quantum={{ .Values.postQuantum.mode }}
+- --pq-port={{ .Values.postQuantum.port }}
+- --pq-rotate={{ .Values.postQuantum.rotate }}
 - --metrics-port={{ .Values.metrics.port }}
 - --metrics-per-peer={{ .Values.metrics.perPeer }}
 - --status-socket={{ include "crosswire.statusSocket" . }}
