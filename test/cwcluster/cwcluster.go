@@ -62,7 +62,11 @@ type Cluster struct {
 	AgentFlags func(n *netcluster.Node) []string
 	// Kube, when set, makes agents read Nodes from an API server instead
 	// of NodesFile.
-	Kube   *KubeSource
+	Kube *KubeSource
+	// PQPort, when set, is published as every node's
+	// crosswire.dev/pq-port in the NodeList (agents with --post-quantum
+	// on or required; --pq-port must match).
+	PQPort uint16
 	Keys   map[string]string // node name -> public key
 	Agents map[string]*netcluster.Process
 }
@@ -161,6 +165,9 @@ func (cw *Cluster) Node(n *netcluster.Node) corev1.Node {
 	if k := cw.Keys[n.Name]; k != "" {
 		node.Annotations[controller.AnnotationPublicKey] = k
 		node.Annotations[controller.AnnotationEndpoint] = netip.AddrPortFrom(n.UnderlayIP, ListenPort).String()
+		if cw.PQPort != 0 {
+			node.Annotations[controller.AnnotationPQPort] = fmt.Sprint(cw.PQPort)
+		}
 	}
 	return node
 }

@@ -59,6 +59,7 @@ func (cw *Cluster) WG(n *netcluster.Node, args ...string) (string, error) {
 
 // WGPeer is one line of `wg show <iface> dump`.
 type WGPeer struct {
+	PresharedKey         string // "(none)" when the peer has none
 	Endpoint, AllowedIPs string
 	LatestHandshake      int64
 	RxBytes, TxBytes     uint64
@@ -78,7 +79,7 @@ func (cw *Cluster) WGPeers(n *netcluster.Node) (map[string]WGPeer, error) {
 			return nil, fmt.Errorf("wg dump line %q", l)
 		}
 		var p WGPeer
-		p.Endpoint, p.AllowedIPs = f[2], f[3]
+		p.PresharedKey, p.Endpoint, p.AllowedIPs = f[1], f[2], f[3]
 		if _, err := fmt.Sscan(f[4], &p.LatestHandshake); err != nil {
 			return nil, fmt.Errorf("wg dump handshake %q: %w", f[4], err)
 		}
