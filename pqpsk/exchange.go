@@ -223,9 +223,18 @@ func (m *Manager) onPoke(p *peer, msg *Message, now time.Time) string {
 	return ""
 }
 
-// install hands a new key to WireGuard and makes it the ratchet base.
+// install hands a new key to WireGuard and makes it the ratchet base. A
+// first key of a chain (the peer restarted) or one after none (pending,
+// closed) is a fresh start: no session survives it, so the peer is reset,
+// and the responder, who installs last, starts the handshake at once.
 func (m *Manager) install(p *peer, k epochKey) error {
-	if err := m.inst.SetPresharedKey(p.Key, k.key); err != nil {
+	var err error
+	if p.state != StatePQ || k.epoch == 1 {
+		err = m.inst.ResetPeer(p.Key, k.key, !p.initiator)
+	} else {
+		err = m.inst.SetPresharedKey(p.Key, k.key)
+	}
+	if err != nil {
 		m.log.Error("post-quantum: install PSK", zap.String("peer", keyString(p.Key)), zap.Error(err))
 		return err
 	}

@@ -40,6 +40,7 @@ type installer struct {
 	installed map[Key][]Key // every key set, in order
 	closed    map[Key]int   // FailClosed calls
 	fail      bool          // SetPresharedKey fails
+	resets    int           // ResetPeer calls
 }
 
 func newInstaller() *installer {
@@ -55,6 +56,13 @@ func (in *installer) SetPresharedKey(peer, psk Key) error {
 	in.psk[peer] = psk
 	in.installed[peer] = append(in.installed[peer], psk)
 	return nil
+}
+
+func (in *installer) ResetPeer(peer, psk Key, _ bool) error {
+	in.mu.Lock()
+	in.resets++
+	in.mu.Unlock()
+	return in.SetPresharedKey(peer, psk)
 }
 
 func (in *installer) FailClosed(peer Key) error {

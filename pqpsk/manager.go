@@ -78,6 +78,10 @@ type Installer interface {
 	// FailClosed gives the peer a random PSK nobody knows and ends its live
 	// session.
 	FailClosed(peer Key) error
+	// ResetPeer installs psk for a fresh start: the peer has no usable
+	// session (it restarted, or had no agreed key), so its session state
+	// is dropped and, with initiate, a handshake started at once.
+	ResetPeer(peer, psk Key, initiate bool) error
 	// ForgetPresharedKey drops what was recorded for a peer that is gone.
 	ForgetPresharedKey(peer Key)
 }

@@ -19,6 +19,11 @@ func TestTwoManagersAgreeAndRotate(t *testing.T) {
 	if k2 == k1 {
 		t.Fatal("rotation kept the same PSK")
 	}
+	// Only the first key was a fresh start (peer reset); a rotation keeps
+	// the live session.
+	if a.inst.resets != 1 || b.inst.resets != 1 {
+		t.Fatalf("peer resets %d/%d, want 1 each (the first agreement only)", a.inst.resets, b.inst.resets)
+	}
 	if s := c.status(a, b); s.Epoch != 2 {
 		t.Fatalf("epoch %d after one rotation, want 2", s.Epoch)
 	}

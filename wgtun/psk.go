@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"go.uber.org/zap"
+	"golang.zx2c4.com/wireguard/device"
 )
 
 // Preshared keys (the post-quantum PSKs of pqpsk, docs/post-quantum.md).
@@ -123,16 +126,29 @@ func (d *Device) SetPresharedKey(peer, psk Key) error {
 // session: wireguard-go keeps a session across a PSK change, so the peer
 // is removed and re-created (same endpoint, allowed IPs and keepalive)
 // in one UAPI set, which drops its keypairs. Traffic to and from the peer
-// is then dropped until SetPresharedKey installs an agreed key. A peer
-// wireguard-go does not hold only gets the random key recorded.
+// is then dropped until an agreed key is installed. A peer wireguard-go
+// does not hold only gets the random key recorded.
 func (d *Device) FailClosed(peer Key) error {
+	return d.resetPeer(peer, randomKey(), false)
+}
+
+// ResetPeer installs psk as peer's new key for a fresh start: the peer is
+// re-created as FailClosed does (no session, no handshake history), and
+// with initiate a handshake is sent at once. Use it when the peer has no
+// usable session anyway (it restarted, or had no agreed key): without the
+// reset, wireguard-go would wait out its 5 s retry timer of the handshakes
+// that failed under the previous key.
+func (d *Device) ResetPeer(peer, psk Key, initiate bool) error {
+	return d.resetPeer(peer, psk, initiate)
+}
+
+func (d *Device) resetPeer(peer, psk Key, initiate bool) error {
 	d.setMu.Lock()
 	defer d.setMu.Unlock()
-	psk := randomKey()
 	d.psk.set(peer, psk)
 	st, err := d.state()
 	if err != nil {
-		return fmt.Errorf("wgtun %s: fail closed %s: %w", d.cfg.Name, peer, err)
+		return fmt.Errorf("wgtun %s: reset peer %s: %w", d.cfg.Name, peer, err)
 	}
 	var cur *PeerStats
 	for i := range st.Peers {
@@ -156,7 +172,14 @@ func (d *Device) FailClosed(peer Key) error {
 	}
 	if err := d.ipcSet(b.String()); err != nil {
 		d.written = nil // the next SetPeers reads the device back
-		return fmt.Errorf("wgtun %s: fail closed %s: re-create peer: %w", d.cfg.Name, peer, err)
+		return fmt.Errorf("wgtun %s: reset peer %s: re-create: %w", d.cfg.Name, peer, err)
+	}
+	if initiate && cur.Endpoint.IsValid() {
+		if p := d.wg.LookupPeer(device.NoisePublicKey(peer)); p != nil {
+			if err := p.SendHandshakeInitiation(false); err != nil {
+				d.log.Debug("reset peer: initiate handshake", zap.Stringer("peer", peer), zap.Error(err))
+			}
+		}
 	}
 	return nil
 }

@@ -148,15 +148,18 @@ func TestPresharedKeys(t *testing.T) {
 		}
 	}
 
-	// A new agreement brings it back.
+	// A new agreement brings it back: ResetPeer on both, the second
+	// starting the handshake at once.
 	k2 := randomKey()
-	if err := devA.SetPresharedKey(pubB, k2); err != nil {
+	if err := devA.ResetPeer(pubB, k2, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := devB.SetPresharedKey(pubA, k2); err != nil {
+	if err := devB.ResetPeer(pubA, k2, true); err != nil {
 		t.Fatal(err)
 	}
-	devA.InitiateHandshakes()
+	if got := devicePSK(t, devB, pubA); got != k2 {
+		t.Fatalf("after ResetPeer the key is %x", got[:4])
+	}
 	waitPing(t, n.a, "10.99.0.2")
 
 	// A forgotten peer is created with a random key again.

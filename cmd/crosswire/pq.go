@@ -54,6 +54,9 @@ func (i pqInstaller) SetPresharedKey(peer, psk pqpsk.Key) error {
 	return i.dev.SetPresharedKey(wgtun.Key(peer), wgtun.Key(psk))
 }
 func (i pqInstaller) FailClosed(peer pqpsk.Key) error { return i.dev.FailClosed(wgtun.Key(peer)) }
+func (i pqInstaller) ResetPeer(peer, psk pqpsk.Key, initiate bool) error {
+	return i.dev.ResetPeer(wgtun.Key(peer), wgtun.Key(psk), initiate)
+}
 func (i pqInstaller) ForgetPresharedKey(peer pqpsk.Key) {
 	i.dev.ForgetPresharedKey(wgtun.Key(peer))
 }
