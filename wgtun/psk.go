@@ -146,17 +146,11 @@ func (d *Device) resetPeer(peer, psk Key, initiate bool) error {
 	d.setMu.Lock()
 	defer d.setMu.Unlock()
 	d.psk.set(peer, psk)
-	st, err := d.state()
+	cur, ok, err := d.configuredLocked(peer)
 	if err != nil {
 		return fmt.Errorf("wgtun %s: reset peer %s: %w", d.cfg.Name, peer, err)
 	}
-	var cur *PeerStats
-	for i := range st.Peers {
-		if st.Peers[i].PublicKey == peer {
-			cur = &st.Peers[i]
-		}
-	}
-	if cur == nil {
+	if !ok {
 		return nil
 	}
 	var b strings.Builder
@@ -182,6 +176,27 @@ func (d *Device) resetPeer(peer, psk Key, initiate bool) error {
 		}
 	}
 	return nil
+}
+
+// configuredLocked returns peer as wireguard-go holds it, from the record
+// of our last write when there is one (a reset at start-up, one per peer,
+// must not read back every peer each time), else from the device; false
+// if it holds no such peer. Caller holds setMu.
+func (d *Device) configuredLocked(peer Key) (Peer, bool, error) {
+	if d.written != nil {
+		p, ok := d.written[peer]
+		return p, ok, nil
+	}
+	st, err := d.state()
+	if err != nil {
+		return Peer{}, false, err
+	}
+	for _, p := range st.Peers {
+		if p.PublicKey == peer {
+			return normalizePeer(p.Peer), true, nil
+		}
+	}
+	return Peer{}, false, nil
 }
 
 // ForgetPresharedKey drops peer's recorded PSK (the peer left the

@@ -70,8 +70,9 @@ type pqAgent struct {
 	onDemand bool
 	log      *zap.Logger
 
-	mu    sync.Mutex
-	peers map[string]proxy.Peer // the controller's, by node name
+	mu     sync.Mutex
+	peers  map[string]proxy.Peer // the controller's, by node name
+	syncMu sync.Mutex            // one sync at a time, so an older view never overwrites a newer one
 }
 
 // newPQAgent opens the exchange's socket (in the node's network namespace:
@@ -123,6 +124,8 @@ func (a *pqAgent) apply(upsert []proxy.Peer, remove []string) {
 
 // sync gives the manager the peers with their activity.
 func (a *pqAgent) sync() {
+	a.syncMu.Lock()
+	defer a.syncMu.Unlock()
 	a.mu.Lock()
 	peers := make([]proxy.Peer, 0, len(a.peers))
 	for _, p := range a.peers {
