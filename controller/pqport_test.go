@@ -26,3 +26,31 @@ func TestParseNodePQPort(t *testing.T) {
 		}
 	}
 }
+
+// TestTrackerPQPortChange: publishing (or withdrawing) the key-exchange
+// port is a change of the peer, delivered as an upsert.
+func TestTrackerPQPortChange(t *testing.T) {
+	node := func(port string) *corev1.Node {
+		n := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: "peer", Annotations: map[string]string{AnnotationPublicKey: testKey(2)}},
+			Spec:       corev1.NodeSpec{PodCIDR: "10.244.2.0/24"},
+			Status:     corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.77.2"}}},
+		}
+		if port != "" {
+			n.Annotations[AnnotationPQPort] = port
+		}
+		return n
+	}
+	tr := NewTracker("self", pubKey(0xee), 51820, false)
+	tr.Reset([]*corev1.Node{node("")})
+	for _, port := range []string{"51821", ""} {
+		c := tr.Set("peer", node(port))
+		want := uint16(0)
+		if port != "" {
+			want = 51821
+		}
+		if len(c.Upsert) != 1 || c.Upsert[0].PQPort != want {
+			t.Fatalf("pq-port %q: change %+v, want one upsert with port %d", port, c.Upsert, want)
+		}
+	}
+}

@@ -257,7 +257,7 @@ func replaceIn(cur map[string]proxy.Peer, m string, next map[string]proxy.Peer, 
 }
 
 func samePeer(a, b proxy.Peer) bool {
-	return a.Name == b.Name && a.PublicKey == b.PublicKey && a.Endpoint == b.Endpoint &&
+	return a.Name == b.Name && a.PublicKey == b.PublicKey && a.Endpoint == b.Endpoint && a.PQPort == b.PQPort &&
 		slices.Equal(a.PodCIDRs, b.PodCIDRs)
 }
 
