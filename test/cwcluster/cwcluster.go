@@ -65,10 +65,15 @@ type Cluster struct {
 	Kube *KubeSource
 	// PQPort, when set, is published as every node's
 	// crosswire.dev/pq-port in the NodeList (agents with --post-quantum
-	// on or required; --pq-port must match).
+	// on or required; --pq-port must match); with PQNode set, only on the
+	// nodes it selects.
 	PQPort uint16
-	Keys   map[string]string // node name -> public key
-	Agents map[string]*netcluster.Process
+	PQNode func(n *netcluster.Node) bool
+	// NodeArgs, when set, are appended to node n's agent flags after
+	// ExtraArgs.
+	NodeArgs func(n *netcluster.Node) []string
+	Keys     map[string]string // node name -> public key
+	Agents   map[string]*netcluster.Process
 }
 
 // Start creates every node's key, writes the NodeList and starts one agent
@@ -165,7 +170,7 @@ func (cw *Cluster) Node(n *netcluster.Node) corev1.Node {
 	if k := cw.Keys[n.Name]; k != "" {
 		node.Annotations[controller.AnnotationPublicKey] = k
 		node.Annotations[controller.AnnotationEndpoint] = netip.AddrPortFrom(n.UnderlayIP, ListenPort).String()
-		if cw.PQPort != 0 {
+		if cw.PQPort != 0 && (cw.PQNode == nil || cw.PQNode(n)) {
 			node.Annotations[controller.AnnotationPQPort] = fmt.Sprint(cw.PQPort)
 		}
 	}
@@ -196,10 +201,14 @@ func (cw *Cluster) AgentArgs(n *netcluster.Node) []string {
 		source = []string{"--kubeconfig", cw.Kube.Kubeconfigs[n.Name]}
 	}
 	args := append([]string{cw.Bin, "agent", "--node-name", n.Name}, source...)
-	if cw.AgentFlags != nil {
-		return append(append(args, cw.AgentFlags(n)...), cw.ExtraArgs...)
+	var perNode []string
+	if cw.NodeArgs != nil {
+		perNode = cw.NodeArgs(n)
 	}
-	return append(append(args,
+	if cw.AgentFlags != nil {
+		return append(append(append(args, cw.AgentFlags(n)...), cw.ExtraArgs...), perNode...)
+	}
+	return append(append(append(args,
 		"--state-dir", n.StateDir,
 		"--socket-dir", cw.SocketDir(n),
 		"--interface", cw.Iface(n),
@@ -208,7 +217,7 @@ func (cw *Cluster) AgentArgs(n *netcluster.Node) []string {
 		"--log-level", "debug",
 		"--status-socket", cw.StatusSocket(n),
 		"--metrics-port", fmt.Sprint(MetricsPort),
-	), cw.ExtraArgs...)
+	), cw.ExtraArgs...), perNode...)
 }
 
 // StatusSocket is node n's agent status socket (`crosswire status

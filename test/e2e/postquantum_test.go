@@ -19,14 +19,18 @@ const (
 	pqBound  = 2 * pqRotate // docs/post-quantum.md: fail closed after 2 × rotate
 )
 
-// newPQEnv is newEnv with --post-quantum=required and a short rotation,
-// every Node publishing its exchange port.
-func newPQEnv(t *testing.T, o netcluster.Options) *env {
+// newPQEnv is newEnv with a short post-quantum rotation, every Node
+// publishing its exchange port; mode is the default --post-quantum, and
+// adjust, if set, changes the cluster before the agents start.
+func newPQEnv(t *testing.T, o netcluster.Options, mode string, adjust func(*cwcluster.Cluster), extra ...string) *env {
 	t.Helper()
 	c := netcluster.New(t, o)
-	cw := cwcluster.New(c, agentBin, resync, "--post-quantum=required", "--pq-rotate="+pqRotate.String(),
-		fmt.Sprintf("--pq-port=%d", pqpsk.DefaultPort))
+	cw := cwcluster.New(c, agentBin, resync, append([]string{"--post-quantum=" + mode, "--pq-rotate=" + pqRotate.String(),
+		fmt.Sprintf("--pq-port=%d", pqpsk.DefaultPort)}, extra...)...)
 	cw.PQPort = pqpsk.DefaultPort
+	if adjust != nil {
+		adjust(cw)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for name, p := range cw.Agents {
@@ -129,7 +133,7 @@ func (e *env) allPQ(t *testing.T) (map[string]uint64, error) {
 }
 
 func TestPostQuantum(t *testing.T) {
-	e := newPQEnv(t, netcluster.Options{Nodes: 3, PodsPerNode: 1})
+	e := newPQEnv(t, netcluster.Options{Nodes: 3, PodsPerNode: 1}, "required", nil)
 	c := e.c
 	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
 	eventually(t, pqBound, "every pair agrees on a post-quantum key", func() error {
