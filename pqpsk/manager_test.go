@@ -226,3 +226,29 @@ func TestParseMode(t *testing.T) {
 		t.Error("ParseMode(maybe) accepted")
 	}
 }
+
+// TestNodeRekey: a node that changes its WireGuard key is a new peer: the
+// old key's state is forgotten and a new chain starts.
+func TestNodeRekey(t *testing.T) {
+	c := newCluster(t, 2)
+	a, b := c.nodes[0], c.nodes[1]
+	c.step(TickInterval)
+	c.run(testRotate) // epoch 2
+	c.agree(a, b)
+	oldPub := b.pub
+	b.priv, b.pub = newKey(t)
+	c.start(b)
+	c.setPeers(b)
+	c.setPeers(a)
+	if _, ok := a.inst.get(oldPub); ok {
+		t.Fatal("the old key's preshared key is still recorded")
+	}
+	c.run(3 * time.Second)
+	c.agree(a, b)
+	if s := c.status(a, b); s.Epoch != 1 {
+		t.Fatalf("the new key's chain is at epoch %d, want 1", s.Epoch)
+	}
+	if len(a.m.Status()) != 1 {
+		t.Fatalf("%d peers in the status after a re-key, want 1", len(a.m.Status()))
+	}
+}
