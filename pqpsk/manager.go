@@ -262,27 +262,65 @@ func (m *Manager) SetPeers(peers []Peer) {
 			continue
 		}
 		seen[np.Key] = true
-		p, ok := m.peers[np.Key]
-		if !ok {
-			p = &peer{Peer: np, initiator: isInitiator(m.self, np.Key)}
-			m.peers[np.Key] = p
-			m.configure(p, np, now, true)
-			continue
-		}
-		if p.PQ != np.PQ || p.Addr.IsValid() != np.Addr.IsValid() {
-			m.configure(p, np, now, false)
-		}
-		p.Peer = np
+		m.upsert(np, now)
 	}
-	for k, p := range m.peers {
+	for k := range m.peers {
 		if !seen[k] {
-			m.setState(p, "")
-			delete(m.peers, k)
-			m.inst.ForgetPresharedKey(k)
+			m.remove(k)
 		}
 	}
 	m.mu.Unlock()
 	m.flush()
+}
+
+// Update is SetPeers for the peers one change touches: upsert are added or
+// changed, remove forgotten; the others stay as they are. Its cost does
+// not grow with the number of peers.
+func (m *Manager) Update(upsert []Peer, remove []Key) {
+	m.mu.Lock()
+	now := m.cfg.Now()
+	for _, k := range remove {
+		m.remove(k)
+	}
+	for _, np := range upsert {
+		if np.Key != m.self {
+			m.upsert(np, now)
+		}
+	}
+	m.mu.Unlock()
+	m.flush()
+}
+
+// SetActive sets every peer's Active flag (on-demand peers: whether
+// WireGuard holds it now).
+func (m *Manager) SetActive(active func(Key) bool) {
+	m.mu.Lock()
+	for k, p := range m.peers {
+		p.Active = active(k)
+	}
+	m.mu.Unlock()
+}
+
+func (m *Manager) upsert(np Peer, now time.Time) {
+	p, ok := m.peers[np.Key]
+	if !ok {
+		p = &peer{Peer: np, initiator: isInitiator(m.self, np.Key)}
+		m.peers[np.Key] = p
+		m.configure(p, np, now, true)
+		return
+	}
+	if p.PQ != np.PQ || p.Addr.IsValid() != np.Addr.IsValid() {
+		m.configure(p, np, now, false)
+	}
+	p.Peer = np
+}
+
+func (m *Manager) remove(k Key) {
+	if p, ok := m.peers[k]; ok {
+		m.setState(p, "")
+		delete(m.peers, k)
+		m.inst.ForgetPresharedKey(k)
+	}
 }
 
 // configure sets a new or changed peer's mode. fresh: the peer was just

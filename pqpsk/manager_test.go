@@ -252,3 +252,40 @@ func TestNodeRekey(t *testing.T) {
 		t.Fatalf("%d peers in the status after a re-key, want 1", len(a.m.Status()))
 	}
 }
+
+// TestUpdateAndSetActive: Update changes only the peers it names;
+// SetActive stops and resumes rotation.
+func TestUpdateAndSetActive(t *testing.T) {
+	c := newCluster(t, 3)
+	a, b, o := c.nodes[0], c.nodes[1], c.nodes[2]
+	c.step(TickInterval)
+	ko := c.agree(a, o)
+	a.m.Update(nil, []Key{b.pub})
+	if _, ok := a.inst.get(b.pub); ok || len(a.m.Status()) != 1 {
+		t.Fatal("Update did not forget the removed peer")
+	}
+	if k, _ := a.inst.get(o.pub); k != ko || c.status(a, o).State != StatePQ {
+		t.Fatal("Update disturbed a peer it did not name")
+	}
+	a.m.Update([]Peer{{Key: b.pub, Addr: b.addr, PQ: true, Active: true}}, nil)
+	if s := c.status(a, b); s.State != StatePending {
+		t.Fatalf("re-added peer is %s, want pending", s.State)
+	}
+	c.run(3 * time.Second)
+	c.agree(a, b)
+
+	for _, nd := range c.nodes {
+		nd.m.SetActive(func(Key) bool { return false })
+	}
+	sent := c.net.sent
+	c.run(testRotate + 5*time.Second)
+	if c.net.sent != sent {
+		t.Fatalf("%d packets with every peer inactive", c.net.sent-sent)
+	}
+	for _, nd := range c.nodes {
+		nd.m.SetActive(func(Key) bool { return true })
+	}
+	c.step(TickInterval)
+	c.agree(a, b)
+	c.agree(a, o)
+}

@@ -70,9 +70,10 @@ type pqAgent struct {
 	onDemand bool
 	log      *zap.Logger
 
+	// mu orders the manager's updates as the controller's changes came.
 	mu     sync.Mutex
 	peers  map[string]proxy.Peer // the controller's, by node name
-	syncMu sync.Mutex            // one sync at a time, so an older view never overwrites a newer one
+	active map[wgtun.Key]bool    // with on-demand peers: WireGuard's peers at the last tick
 }
 
 // newPQAgent opens the exchange's socket (in the node's network namespace:
@@ -94,68 +95,79 @@ func newPQAgent(o *options, mode pqpsk.Mode, key wgtun.Key, dev *wgtun.Device, l
 }
 
 // replace hands the controller's full peer list to the manager; apply a
-// change of some. Call them before the engine's Update or Change, so that
-// a classical peer's zero key is recorded before the device creates it.
+// change of some (in time proportional to the change). Call them before
+// the engine's Update or Change, so that a classical peer's zero key is
+// recorded before the device creates it.
 func (a *pqAgent) replace(peers []proxy.Peer) {
-	m := make(map[string]proxy.Peer, len(peers))
-	for _, p := range peers {
-		m[p.Name] = p
-	}
 	a.mu.Lock()
-	a.peers = m
-	a.mu.Unlock()
-	a.sync()
+	defer a.mu.Unlock()
+	a.peers = make(map[string]proxy.Peer, len(peers))
+	out := make([]pqpsk.Peer, 0, len(peers))
+	for _, p := range peers {
+		a.peers[p.Name] = p
+		if q, ok := a.pqPeer(p); ok {
+			out = append(out, q)
+		}
+	}
+	a.m.SetPeers(out)
 }
 
 func (a *pqAgent) apply(upsert []proxy.Peer, remove []string) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.peers == nil {
 		a.peers = map[string]proxy.Peer{}
 	}
+	var gone []pqpsk.Key
 	for _, name := range remove {
+		if old, ok := a.peers[name]; ok && !old.PublicKey.IsZero() {
+			gone = append(gone, pqpsk.Key(old.PublicKey))
+		}
 		delete(a.peers, name)
 	}
+	var out []pqpsk.Peer
 	for _, p := range upsert {
+		if old, ok := a.peers[p.Name]; ok && old.PublicKey != p.PublicKey && !old.PublicKey.IsZero() {
+			gone = append(gone, pqpsk.Key(old.PublicKey)) // re-keyed
+		}
 		a.peers[p.Name] = p
+		if q, ok := a.pqPeer(p); ok {
+			out = append(out, q)
+		}
 	}
-	a.mu.Unlock()
-	a.sync()
+	a.m.Update(out, gone)
 }
 
-// sync gives the manager the peers with their activity.
-func (a *pqAgent) sync() {
-	a.syncMu.Lock()
-	defer a.syncMu.Unlock()
+// pqPeer is p as the manager sees it; false for a node without a key.
+// With on-demand peers a new peer starts inactive: the next tick reads
+// the device. Caller holds a.mu.
+func (a *pqAgent) pqPeer(p proxy.Peer) (pqpsk.Peer, bool) {
+	if p.PublicKey.IsZero() {
+		return pqpsk.Peer{}, false
+	}
+	q := pqpsk.Peer{Key: pqpsk.Key(p.PublicKey), Active: !a.onDemand || a.active[p.PublicKey]}
+	if p.PQPort != 0 && p.Endpoint.IsValid() {
+		q.PQ, q.Addr = true, netip.AddrPortFrom(p.Endpoint.Addr(), p.PQPort)
+	}
+	return q, true
+}
+
+// follow reads which peers WireGuard holds (on-demand peers) and tells
+// the manager.
+func (a *pqAgent) follow() {
+	stats, err := a.dev.Stats()
+	if err != nil {
+		a.log.Warn("post-quantum: read active peers", zap.Error(err))
+		return
+	}
+	active := make(map[wgtun.Key]bool, len(stats))
+	for _, s := range stats {
+		active[s.PublicKey] = true
+	}
 	a.mu.Lock()
-	peers := make([]proxy.Peer, 0, len(a.peers))
-	for _, p := range a.peers {
-		peers = append(peers, p)
-	}
+	a.active = active
 	a.mu.Unlock()
-	var active map[wgtun.Key]bool
-	if a.onDemand {
-		stats, err := a.dev.Stats()
-		if err != nil {
-			a.log.Warn("post-quantum: read active peers", zap.Error(err))
-			return
-		}
-		active = make(map[wgtun.Key]bool, len(stats))
-		for _, s := range stats {
-			active[s.PublicKey] = true
-		}
-	}
-	out := make([]pqpsk.Peer, 0, len(peers))
-	for _, p := range peers {
-		if p.PublicKey.IsZero() {
-			continue
-		}
-		q := pqpsk.Peer{Key: pqpsk.Key(p.PublicKey), Active: active == nil || active[p.PublicKey]}
-		if p.PQPort != 0 && p.Endpoint.IsValid() {
-			q.PQ, q.Addr = true, netip.AddrPortFrom(p.Endpoint.Addr(), p.PQPort)
-		}
-		out = append(out, q)
-	}
-	a.m.SetPeers(out)
+	a.m.SetActive(func(k pqpsk.Key) bool { return active[wgtun.Key(k)] })
 }
 
 // run serves the socket, drives the timers and, with on-demand peers,
@@ -173,7 +185,7 @@ func (a *pqAgent) run(ctx context.Context) error {
 			return err
 		case <-t.C:
 			if a.onDemand {
-				a.sync()
+				a.follow()
 			}
 			a.m.Tick()
 		}
