@@ -23,8 +23,8 @@ const agentGroup = "crosswire:agents"
 
 // newKubeEnv builds a namespace cluster with a real kube-apiserver on the
 // underlay and starts agents that read Nodes from it, on the first `start`
-// nodes only (the rest can join later).
-func newKubeEnv(t testing.TB, o netcluster.Options, start int) *env {
+// nodes only (the rest can join later), with extra agent flags.
+func newKubeEnv(t testing.TB, o netcluster.Options, start int, extra ...string) *env {
 	t.Helper()
 	c := netcluster.New(t, o)
 	ip, err := c.AddControlPlane()
@@ -35,7 +35,7 @@ func newKubeEnv(t testing.TB, o netcluster.Options, start int) *env {
 	admin := srv.Client(t)
 	grantAgentRBAC(t, srv)
 
-	cw := cwcluster.New(c, agentBin, resync)
+	cw := cwcluster.New(c, agentBin, resync, extra...)
 	cw.Kube = &cwcluster.KubeSource{Admin: admin, Kubeconfigs: map[string]string{}}
 	for _, n := range c.Nodes {
 		cfg := srv.AddUser(t, "crosswire:"+n.Name, agentGroup)

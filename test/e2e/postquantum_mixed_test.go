@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crosswire/crosswire/controller"
 	"github.com/crosswire/crosswire/pqpsk"
 	"github.com/crosswire/crosswire/test/cwcluster"
 	"github.com/crosswire/crosswire/test/netcluster"
@@ -78,4 +82,30 @@ func TestPostQuantumOnDemand(t *testing.T) {
 		}
 		return e.pairPSKs(c.Nodes)
 	})
+}
+
+// TestKubePostQuantum: with Nodes from a real API server, each agent
+// publishes its exchange port on its own Node and the agents agree on
+// keys through what they read there.
+func TestKubePostQuantum(t *testing.T) {
+	e := newKubeEnv(t, netcluster.Options{Nodes: 3, PodsPerNode: 1}, 3,
+		"--post-quantum=required", "--pq-rotate="+pqRotate.String(), fmt.Sprintf("--pq-port=%d", pqpsk.DefaultPort))
+	for _, n := range e.c.Nodes {
+		node, err := e.Kube.Admin.CoreV1().Nodes().Get(context.Background(), n.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := node.Annotations[controller.AnnotationPQPort]; got != fmt.Sprint(pqpsk.DefaultPort) {
+			t.Errorf("%s published %s=%q", n.Name, controller.AnnotationPQPort, got)
+		}
+	}
+	eventually(t, pqBound, "every pair agrees", func() error {
+		if _, err := e.allPQ(t); err != nil {
+			return err
+		}
+		return e.pairPSKs(e.c.Nodes)
+	})
+	cap := e.c.StartCapture(t)
+	crossNodeTraffic(t, e.c)
+	stopEncrypted(t, cap, "pod traffic with post-quantum keys from the API server")
 }
