@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build tools test unit fuzz e2e bench scale lint clean demo demo-cluster demo-down demo-hint image image-push
+.PHONY: all build tools test unit fuzz e2e soak soak-short bench scale lint clean demo demo-cluster demo-down demo-hint image image-push
 
 all: build
 
@@ -44,8 +44,8 @@ image-push:
 
 # Everything CI runs: the real kube-apiserver/etcd/kubectl (built once per
 # machine), lint, unit, privileged and API-server tests with -race, then the
-# network-namespace end-to-end tests.
-test: tools lint unit fuzz e2e
+# network-namespace end-to-end tests, then a one-minute chaos soak.
+test: tools lint unit fuzz e2e soak-short
 
 # The real Kubernetes tools from Go modules (test/tools/build.sh), cached per
 # version under $(TOOLS): etcd, kube-apiserver, kubectl, helm, wireguard-go
@@ -59,7 +59,7 @@ tools:
 # The image tests cross-compile crosswire under -race: minutes on a cold
 # cache, hence the timeout.
 unit:
-	$(GO) test -race -count=1 -timeout 25m $$($(GO) list ./... | grep -v -e /test/e2e -e /test/realnodes)
+	$(GO) test -race -count=1 -timeout 25m $$($(GO) list ./... | grep -v -e /test/e2e -e /test/realnodes -e /test/soak)
 
 # End to end: crosswire agents on network-namespace clusters (test/e2e),
 # then the chart run by real kubelets from the image in a registry
@@ -67,6 +67,25 @@ unit:
 e2e:
 	$(GO) test -count=1 -timeout 20m -v ./test/e2e/
 	$(GO) test -count=1 -timeout 20m -v ./test/realnodes/
+
+# Chaos soak (root; test/soak, docs/reliability.md): 4 nodes x 2 pods
+# against a real kube-apiserver, continuous traffic on every node pair, an
+# underlay capture for the whole run, and a seeded random fault schedule
+# for SOAK_TIME. Fails on any plaintext pod packet, any heal over its
+# bound, a capture that dropped packets, or agent growth. SOAK_SEED replays
+# a schedule (the run prints its seed); SOAK_REPORT=file keeps the tables,
+# SOAK_LOGS=dir the agents' and control plane's logs, SOAK_KINDS=a,b only
+# those fault kinds. Setup and teardown add about a minute.
+SOAK_TIME    ?= 10m
+SOAK_SEED    ?=
+SOAK_TIMEOUT ?= 45m
+SOAK_ENV = SOAK_TIME=$(SOAK_TIME) $(if $(SOAK_SEED),SOAK_SEED=$(SOAK_SEED)) CROSSWIRE_TOOLS=$(TOOLS)
+soak: tools
+	$(SOAK_ENV) $(GO) test -count=1 -timeout $(SOAK_TIMEOUT) -v -run '^TestSoak$$' ./test/soak/
+
+# The short soak `make test` runs: one minute of faults.
+soak-short: tools
+	$(MAKE) --no-print-directory soak SOAK_TIME=60s SOAK_TIMEOUT=15m
 
 # Each fuzz target briefly beyond its seed corpus (the seeds also run in
 # unit). Crashers land in testdata/fuzz and fail the run. The budget is a

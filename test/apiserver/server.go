@@ -46,6 +46,8 @@ type Server struct {
 	etcd      *process
 	apiserver *process
 	apiArgv   []string
+	etcdArgv  []string // without the netns prefix, for RestartEtcd
+	etcdURL   string
 	stopped   bool
 	// detached processes survive this one (Launch with Detached).
 	detached bool
@@ -123,8 +125,9 @@ func (s *Server) launch(etcdBin, apiBin string) error {
 	}
 
 	etcdURL := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(etcdClient))
-	s.etcd, err = startProcess("etcd", o.NetNS, filepath.Join(s.Dir, "etcd.log"),
-		etcdArgv(etcdBin, filepath.Join(s.Dir, "etcd"), etcdURL, etcdPeer), s.detached)
+	s.etcdURL = etcdURL
+	s.etcdArgv = etcdArgv(etcdBin, filepath.Join(s.Dir, "etcd"), etcdURL, etcdPeer)
+	s.etcd, err = startProcess("etcd", o.NetNS, filepath.Join(s.Dir, "etcd.log"), s.etcdArgv, s.detached)
 	if err != nil {
 		return err
 	}

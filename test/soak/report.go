@@ -1,0 +1,258 @@
+package soak
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// KindStats sums up one kind of fault over a run.
+type KindStats struct {
+	Kind                     Kind
+	Count, Over              int
+	HealP50, HealMax         time.Duration
+	BlackoutP50, BlackoutMax time.Duration
+	BlackoutN                int // faults whose blackout could be measured
+	Plaintext                int
+}
+
+// Summarize groups results by kind, in Kinds order, each with the leaks
+// blamed on it (see blame). Leaks that no fault explains are counted
+// apart.
+func Summarize(results []Result, leaks []Leak) (stats []KindStats, unattributed int) {
+	byKind := map[string][]Result{}
+	for _, r := range results {
+		byKind[r.Fault.Kind.Name] = append(byKind[r.Fault.Kind.Name], r)
+	}
+	leakKind := map[string]int{}
+	for _, l := range leaks {
+		if k := blame(results, l); k != "" {
+			leakKind[k]++
+		} else {
+			unattributed++
+		}
+	}
+	for _, k := range Kinds {
+		rs := byKind[k.Name]
+		s := KindStats{Kind: k, Count: len(rs), Plaintext: leakKind[k.Name]}
+		var heals, blackouts []time.Duration
+		for _, r := range rs {
+			heals = append(heals, r.Heal)
+			if r.Blackout >= 0 {
+				blackouts = append(blackouts, r.Blackout)
+			}
+			if r.Over {
+				s.Over++
+			}
+		}
+		s.HealP50, s.HealMax = p50max(heals)
+		s.BlackoutP50, s.BlackoutMax = p50max(blackouts)
+		s.BlackoutN = len(blackouts)
+		stats = append(stats, s)
+	}
+	return stats, unattributed
+}
+
+func p50max(ds []time.Duration) (p50, maxD time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[(len(s)-1)/2], s[len(s)-1]
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+// WriteFaultTable prints the per-kind table in Markdown.
+func WriteFaultTable(w io.Writer, stats []KindStats) {
+	fmt.Fprintln(w, "| fault | times | heal p50 | heal max | bound | over bound | blackout p50 | blackout max | plaintext |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, s := range stats {
+		if s.Count == 0 {
+			fmt.Fprintf(w, "| %s | 0 | | | %s | | | | |\n", s.Kind.Name, secs(s.Kind.Bound))
+			continue
+		}
+		bp50, bmax := secs(s.BlackoutP50), secs(s.BlackoutMax)
+		switch {
+		case s.Kind.Target == targetNone:
+			bp50, bmax = "none", "none" // no pod flow depends on it
+		case s.BlackoutN == 0:
+			bp50, bmax = "n/a", "n/a"
+		case s.BlackoutN < s.Count:
+			bmax += fmt.Sprintf(" (%d of %d)", s.BlackoutN, s.Count)
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %d | %s | %s | %d |\n", s.Kind.Name, s.Count,
+			secs(s.HealP50), secs(s.HealMax), secs(s.Kind.Bound), s.Over, bp50, bmax, s.Plaintext)
+	}
+}
+
+// FlowStats sums up the flows of one kind over the whole run.
+type FlowStats struct {
+	Kind           string
+	Flows, Answers int
+	GapP50, GapMax time.Duration // each flow's longest gap
+	Resets         int
+}
+
+// SummarizeFlows groups flows by kind; each flow's longest gap between
+// from and to is one sample.
+func SummarizeFlows(flows []*Flow, from, to time.Time, gap func([]time.Time, time.Time, time.Time) time.Duration) []FlowStats {
+	by := map[string]*FlowStats{}
+	gaps := map[string][]time.Duration{}
+	for _, f := range flows {
+		s := by[f.Kind]
+		if s == nil {
+			s = &FlowStats{Kind: f.Kind}
+			by[f.Kind] = s
+		}
+		a := f.Answers()
+		s.Flows++
+		s.Answers += len(a)
+		s.Resets += f.ResetCount()
+		lo, hi := f.Life()
+		gaps[f.Kind] = append(gaps[f.Kind], gap(a, later(from, lo), earlier(to, hi)))
+	}
+	var out []FlowStats
+	for k, s := range by {
+		s.GapP50, s.GapMax = p50max(gaps[k])
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Kind < out[j].Kind })
+	return out
+}
+
+// WriteFlowTable prints the per-flow-kind table in Markdown.
+func WriteFlowTable(w io.Writer, stats []FlowStats) {
+	fmt.Fprintln(w, "| flows | count | answers | longest gap p50 | longest gap max | TCP re-dials |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
+	for _, s := range stats {
+		fmt.Fprintf(w, "| %s | %d | %d | %s | %s | %d |\n", s.Kind, s.Flows, s.Answers, secs(s.GapP50), secs(s.GapMax), s.Resets)
+	}
+}
+
+// WriteUsageTable prints each agent's size at the start and the end.
+func WriteUsageTable(w io.Writer, names []string, start, end map[string]Usage, note map[string]string) {
+	fmt.Fprintln(w, "| agent | goroutines start → end | RSS start → end | |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | --- |")
+	for _, n := range names {
+		s, e := start[n], end[n]
+		fmt.Fprintf(w, "| %s | %.0f → %.0f | %.1f → %.1f MiB | %s |\n", n, s.Goroutines, e.Goroutines, s.RSS/(1<<20), e.RSS/(1<<20), note[n])
+	}
+}
+
+// Growth reports whether an agent grew from start to end beyond noise:
+// more than 10 goroutines, or RSS up by more than half (Go's heap target
+// and wireguard-go's buffer pools move RSS by a few MiB on their own).
+func Growth(start, end Usage) string {
+	var why []string
+	if end.Goroutines > start.Goroutines+10 {
+		why = append(why, fmt.Sprintf("goroutines %.0f -> %.0f", start.Goroutines, end.Goroutines))
+	}
+	if end.RSS > start.RSS*1.5 {
+		why = append(why, fmt.Sprintf("RSS %.1f -> %.1f MiB", start.RSS/(1<<20), end.RSS/(1<<20)))
+	}
+	return strings.Join(why, ", ")
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// WriteLeakTimeline lists plaintext packets by second of the run, each
+// second with its count, an example and the faults running then.
+func WriteLeakTimeline(w io.Writer, leaks []Leak, results []Result, start time.Time) {
+	if len(leaks) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "plaintext on the underlay, by second of the run:")
+	type bin struct {
+		n    int
+		what string
+	}
+	bins := map[int]*bin{}
+	var secsList []int
+	for _, l := range leaks {
+		s := int(l.At.Sub(start).Seconds())
+		b := bins[s]
+		if b == nil {
+			b = &bin{what: l.What}
+			bins[s] = b
+			secsList = append(secsList, s)
+		}
+		b.n++
+	}
+	sort.Ints(secsList)
+	for i, s := range secsList {
+		if i == 30 {
+			fmt.Fprintf(w, "  ... %d more seconds\n", len(secsList)-i)
+			break
+		}
+		at := start.Add(time.Duration(s) * time.Second)
+		var running []string
+		for _, r := range results {
+			if !at.Add(time.Second).Before(r.Injected) && !at.After(r.Healed) {
+				running = append(running, fmt.Sprintf("#%d %s", r.Fault.Seq, describe(r.Fault)))
+			}
+		}
+		fmt.Fprintf(w, "  +%ds: %d packets, e.g. %s; faults: %s\n", s, bins[s].n, bins[s].what, strings.Join(running, "; "))
+	}
+}
+
+// blame names the kind of fault a leak is laid at: of the faults whose
+// window (injection - 1 s to heal + 1 s) holds it and that held a node of
+// one of its pods, the one injected last; a cluster-wide fault only when
+// no such node fault ran. Empty: none ran.
+func blame(results []Result, l Leak) string {
+	var best, wide *Result
+	for i := range results {
+		r := &results[i]
+		if l.At.Before(r.Injected.Add(-time.Second)) || l.At.After(r.Healed.Add(time.Second)) {
+			continue
+		}
+		switch {
+		case len(r.Fault.Nodes()) == 0:
+			if wide == nil || r.Injected.After(wide.Injected) {
+				wide = r
+			}
+		case touches(r.Fault, l):
+			if best == nil || r.Injected.After(best.Injected) {
+				best = r
+			}
+		}
+	}
+	if best == nil {
+		best = wide
+	}
+	if best == nil {
+		return ""
+	}
+	return best.Fault.Kind.Name
+}
+
+// touches reports whether a leak's pods live on a node f held (every
+// fault without nodes touches all).
+func touches(f Fault, l Leak) bool {
+	if len(f.Nodes()) == 0 {
+		return true
+	}
+	for _, i := range f.Nodes() {
+		if i == l.Src || i == l.Dst {
+			return true
+		}
+	}
+	return false
+}
