@@ -79,13 +79,14 @@ e2e:
 SOAK_TIME    ?= 10m
 SOAK_SEED    ?=
 SOAK_TIMEOUT ?= 45m
-SOAK_ENV = SOAK_TIME=$(SOAK_TIME) $(if $(SOAK_SEED),SOAK_SEED=$(SOAK_SEED)) CROSSWIRE_TOOLS=$(TOOLS)
+SOAK = $(if $(SOAK_SEED),SOAK_SEED=$(SOAK_SEED)) CROSSWIRE_TOOLS=$(TOOLS) \
+	$(GO) test -count=1 -v -run '^TestSoak$$' ./test/soak/
 soak: tools
-	$(SOAK_ENV) $(GO) test -count=1 -timeout $(SOAK_TIMEOUT) -v -run '^TestSoak$$' ./test/soak/
+	SOAK_TIME=$(SOAK_TIME) $(SOAK) -timeout $(SOAK_TIMEOUT)
 
-# The short soak `make test` runs: one minute of faults.
-soak-short: tools
-	$(MAKE) --no-print-directory soak SOAK_TIME=60s SOAK_TIMEOUT=15m
+# The short soak `make test` runs (after tools): one minute of faults.
+soak-short:
+	SOAK_TIME=60s $(SOAK) -timeout 15m
 
 # Each fuzz target briefly beyond its seed corpus (the seeds also run in
 # unit). Crashers land in testdata/fuzz and fail the run. The budget is a

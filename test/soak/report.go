@@ -212,12 +212,18 @@ func WriteLeakTimeline(w io.Writer, leaks []Leak, results []Result, start time.T
 	}
 }
 
-// blame names the kind of fault a leak is laid at: of the faults whose
-// window (injection - 1 s to heal + 1 s) holds it and that held a node of
-// one of its pods, the one injected last; a cluster-wide fault only when
-// no such node fault ran. Empty: none ran.
+// blame names the kind of fault a leak is laid at, among the faults whose
+// window (injection - 1 s to heal + 1 s) holds it: the one injected last
+// on the node that sent it in clear (its datapath let it out), else on the
+// node it was for, else a cluster-wide one. Empty: none ran.
 func blame(results []Result, l Leak) string {
-	var best, wide *Result
+	var bySrc, byDst, wide *Result
+	latest := func(cur, r *Result) *Result {
+		if cur == nil || r.Injected.After(cur.Injected) {
+			return r
+		}
+		return cur
+	}
 	for i := range results {
 		r := &results[i]
 		if l.At.Before(r.Injected.Add(-time.Second)) || l.At.After(r.Healed.Add(time.Second)) {
@@ -225,32 +231,25 @@ func blame(results []Result, l Leak) string {
 		}
 		switch {
 		case len(r.Fault.Nodes()) == 0:
-			if wide == nil || r.Injected.After(wide.Injected) {
-				wide = r
-			}
-		case touches(r.Fault, l):
-			if best == nil || r.Injected.After(best.Injected) {
-				best = r
-			}
+			wide = latest(wide, r)
+		case holds(r.Fault, l.Src):
+			bySrc = latest(bySrc, r)
+		case holds(r.Fault, l.Dst):
+			byDst = latest(byDst, r)
 		}
 	}
-	if best == nil {
-		best = wide
+	for _, r := range []*Result{bySrc, byDst, wide} {
+		if r != nil {
+			return r.Fault.Kind.Name
+		}
 	}
-	if best == nil {
-		return ""
-	}
-	return best.Fault.Kind.Name
+	return ""
 }
 
-// touches reports whether a leak's pods live on a node f held (every
-// fault without nodes touches all).
-func touches(f Fault, l Leak) bool {
-	if len(f.Nodes()) == 0 {
-		return true
-	}
-	for _, i := range f.Nodes() {
-		if i == l.Src || i == l.Dst {
+// holds reports whether f holds node i.
+func holds(f Fault, i int) bool {
+	for _, n := range f.Nodes() {
+		if n == i {
 			return true
 		}
 	}

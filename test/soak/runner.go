@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/crosswire/crosswire/test/netcluster"
 )
 
 // maxConcurrent caps how many faults run at once: overlaps happen (on
@@ -174,7 +172,7 @@ func (r *Run) blackout(res Result) time.Duration {
 			continue
 		}
 		lo, hi := fl.Life()
-		longest = max(longest, netcluster.LongestGap(fl.Answers(), later(res.Injected, lo), earlier(res.Healed, hi)))
+		longest = max(longest, clippedGap(fl.Answers(), later(res.Injected, lo), earlier(res.Healed, hi)))
 		measured = true
 	}
 	if !measured {
@@ -184,3 +182,22 @@ func (r *Run) blackout(res Result) time.Duration {
 }
 
 const overlapSlack = 500 * time.Millisecond
+
+// clippedGap is the longest stretch without answers inside [from, to]: a
+// silence that began before from counts only from from, so a fault is not
+// charged with a gap that an earlier one opened.
+func clippedGap(answers []time.Time, from, to time.Time) time.Duration {
+	var longest time.Duration
+	prev := from
+	for _, a := range answers {
+		if a.Before(from) {
+			continue
+		}
+		if a.After(to) {
+			break
+		}
+		longest = max(longest, a.Sub(prev))
+		prev = a
+	}
+	return max(longest, to.Sub(prev))
+}

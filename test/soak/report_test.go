@@ -1,0 +1,53 @@
+package soak
+
+import (
+	"testing"
+	"time"
+)
+
+func TestClippedGap(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	answers := []time.Time{at(0), at(0.1), at(5), at(5.1), at(5.2), at(9)}
+	cases := []struct {
+		from, to float64
+		want     time.Duration
+	}{
+		{0, 9, 4900 * time.Millisecond},  // 0.1 -> 5
+		{4, 5.2, time.Second},            // the silence since 0.1 counts from 4
+		{5, 5.2, 100 * time.Millisecond}, // answers all the way
+		{9.5, 10, 500 * time.Millisecond},
+	}
+	for _, c := range cases {
+		if got := clippedGap(answers, at(c.from), at(c.to)); got != c.want {
+			t.Errorf("[%v, %v]: %v, want %v", c.from, c.to, got, c.want)
+		}
+	}
+}
+
+func TestBlameLaysALeakAtTheSendersFault(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	flush, _ := KindByName("nft-flush")
+	loss, _ := KindByName("underlay-loss30")
+	etcd, _ := KindByName("etcd-restart")
+	results := []Result{
+		{Fault: Fault{Seq: 1, Kind: etcd}, Injected: at(0), Healed: at(20)},
+		{Fault: Fault{Seq: 2, Kind: flush, Node: 3}, Injected: at(5), Healed: at(8)},
+		{Fault: Fault{Seq: 3, Kind: loss, Node: 1}, Injected: at(6), Healed: at(12)},
+	}
+	cases := []struct {
+		leak Leak
+		want string
+	}{
+		{Leak{At: at(7), Src: 3, Dst: 1}, "nft-flush"},       // sent in clear by node3
+		{Leak{At: at(7), Src: 1, Dst: 3}, "underlay-loss30"}, // node1 holds the later fault
+		{Leak{At: at(15), Src: 2, Dst: 4}, "etcd-restart"},
+		{Leak{At: at(30), Src: 2, Dst: 4}, ""},
+	}
+	for _, c := range cases {
+		if got := blame(results, c.leak); got != c.want {
+			t.Errorf("leak node%d > node%d at %v: blamed %q, want %q", c.leak.Src, c.leak.Dst, c.leak.At.Sub(t0), got, c.want)
+		}
+	}
+}
