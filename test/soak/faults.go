@@ -408,7 +408,11 @@ func (r *Run) rescue(ctx context.Context, f Fault) {
 		if n == nil || (n == r.spare && !r.isJoined()) {
 			continue
 		}
-		r.Log("fault #%d %s did not heal: restarting the agent on %s to go on", f.Seq, f.Kind.Name, n.Name)
+		readyz := "ready"
+		if err := ready(ctx, n); err != nil {
+			readyz = err.Error()
+		}
+		r.Log("fault #%d %s did not heal (agent /readyz: %s): restarting the agent on %s to go on", f.Seq, f.Kind.Name, readyz, n.Name)
 		if p := r.agent(n); p != nil && !p.Exited() {
 			if err := r.stopAgent(n, syscall.SIGTERM); err != nil {
 				r.Log("rescue %s: %v", n.Name, err)
