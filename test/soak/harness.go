@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,12 +64,16 @@ func (r *Run) node(i int) *netcluster.Node {
 		return nil
 	}
 	if i == len(r.baseNodes())+1 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
 		return r.spare
 	}
 	return r.C.Nodes[i-1]
 }
 
-func (r *Run) baseNodes() []*netcluster.Node { return r.C.Nodes[:4] }
+// baseNodes returns the four nodes the run began with, as a copy: an
+// append to a slice of C.Nodes would write into the array AddNodes grows.
+func (r *Run) baseNodes() []*netcluster.Node { return slices.Clone(r.C.Nodes[:4]) }
 
 // startAgent starts n's agent with the build it last ran.
 func (r *Run) startAgent(n *netcluster.Node) error {
@@ -117,7 +122,10 @@ func (r *Run) supervise(ctx context.Context) {
 			return
 		case <-time.After(500 * time.Millisecond):
 		}
-		for _, n := range append(r.baseNodes(), r.spare) {
+		r.mu.Lock()
+		spare := r.spare
+		r.mu.Unlock()
+		for _, n := range append(r.baseNodes(), spare) {
 			if n == nil {
 				continue
 			}
@@ -130,7 +138,7 @@ func (r *Run) supervise(ctx context.Context) {
 			r.mu.Lock()
 			r.exits[n.Name]++
 			r.mu.Unlock()
-			r.Log("agent on %s exited unexpectedly (%v); restarting it in 1 s; log tail:\n%s", n.Name, p.Wait(0), tail(p.Log(), 15))
+			r.Log("agent on %s exited unexpectedly (%v); restarting it in 1 s; log tail:\n%s", n.Name, p.Wait(time.Second), tail(p.Log(), 15))
 			time.Sleep(time.Second)
 			if err := r.startAgent(n); err != nil {
 				r.Log("restart agent on %s: %v", n.Name, err)

@@ -3,6 +3,7 @@ package soak
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +36,17 @@ func (r *Run) RunSchedule(ctx context.Context, plan []Fault, d time.Duration) []
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A harness bug must fail the run, not kill the test binary
+			// before its cleanups remove the cluster.
+			defer func() {
+				if p := recover(); p != nil {
+					r.release(f)
+					mu.Lock()
+					results[f.Seq] = Result{Fault: f, Injected: time.Now(), Healed: time.Now(), Over: true, Blackout: -1,
+						Err: fmt.Errorf("panic: %v\n%s", p, debug.Stack())}
+					mu.Unlock()
+				}
+			}()
 			res := r.Execute(ctx, f)
 			r.release(f)
 			mu.Lock()
