@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +22,9 @@ type Usage struct {
 	PID        int
 	Goroutines float64
 	RSS        float64 // bytes
+	// HeapInuse tells a leak (live objects) from memory the Go runtime
+	// keeps after a peak (RSS only).
+	HeapInuse float64
 }
 
 // usage scrapes go_goroutines and process_resident_memory_bytes from n's
@@ -55,6 +61,8 @@ func usage(ctx context.Context, n *netcluster.Node) (Usage, error) {
 		case "process_resident_memory_bytes":
 			u.RSS = v
 			found++
+		case "go_memstats_heap_inuse_bytes":
+			u.HeapInuse = v
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -82,4 +90,31 @@ func ready(ctx context.Context, n *netcluster.Node) error {
 		return fmt.Errorf("%s readyz: %s", n.Name, resp.Status)
 	}
 	return nil
+}
+
+// heapProfile saves n's agent's heap profile from its status socket (the
+// only place the agent serves pprof) to path.
+func heapProfile(ctx context.Context, socket, path string) error {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		}}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent/debug/pprof/heap", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return os.WriteFile(path, b, 0o644)
 }

@@ -136,11 +136,12 @@ func WriteFlowTable(w io.Writer, stats []FlowStats) {
 
 // WriteUsageTable prints each agent's size at the start and the end.
 func WriteUsageTable(w io.Writer, names []string, start, end map[string]Usage, note map[string]string) {
-	fmt.Fprintln(w, "| agent | goroutines start → end | RSS start → end | |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | --- |")
+	fmt.Fprintln(w, "| agent | goroutines start → end | RSS start → end | heap in use start → end | |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | --- |")
 	for _, n := range names {
 		s, e := start[n], end[n]
-		fmt.Fprintf(w, "| %s | %.0f → %.0f | %.1f → %.1f MiB | %s |\n", n, s.Goroutines, e.Goroutines, s.RSS/(1<<20), e.RSS/(1<<20), note[n])
+		fmt.Fprintf(w, "| %s | %.0f → %.0f | %.1f → %.1f MiB | %.1f → %.1f MiB | %s |\n", n, s.Goroutines, e.Goroutines,
+			s.RSS/(1<<20), e.RSS/(1<<20), s.HeapInuse/(1<<20), e.HeapInuse/(1<<20), note[n])
 	}
 }
 
@@ -212,18 +213,14 @@ func WriteLeakTimeline(w io.Writer, leaks []Leak, results []Result, start time.T
 	}
 }
 
-// blame names the kind of fault a leak is laid at, among the faults whose
-// window (injection - 1 s to heal + 1 s) holds it: the one injected last
-// on the node that sent it in clear (its datapath let it out), else on the
-// node it was for, else a cluster-wide one. Empty: none ran.
+// blame names the kind of fault a leak is laid at: of the faults whose
+// window (injection - 1 s to heal + 1 s) holds it and that held the node
+// of either pod, the one with the shortest window, the most specific
+// event; a cluster-wide one only when no such fault ran. A heuristic:
+// with overlapping faults it can misplace a leak (the total is exact).
+// Empty: no fault ran.
 func blame(results []Result, l Leak) string {
-	var bySrc, byDst, wide *Result
-	latest := func(cur, r *Result) *Result {
-		if cur == nil || r.Injected.After(cur.Injected) {
-			return r
-		}
-		return cur
-	}
+	var best, wide *Result
 	for i := range results {
 		r := &results[i]
 		if l.At.Before(r.Injected.Add(-time.Second)) || l.At.After(r.Healed.Add(time.Second)) {
@@ -231,19 +228,22 @@ func blame(results []Result, l Leak) string {
 		}
 		switch {
 		case len(r.Fault.Nodes()) == 0:
-			wide = latest(wide, r)
-		case holds(r.Fault, l.Src):
-			bySrc = latest(bySrc, r)
-		case holds(r.Fault, l.Dst):
-			byDst = latest(byDst, r)
+			if wide == nil || r.Injected.After(wide.Injected) {
+				wide = r
+			}
+		case holds(r.Fault, l.Src) || holds(r.Fault, l.Dst):
+			if best == nil || r.Healed.Sub(r.Injected) < best.Healed.Sub(best.Injected) {
+				best = r
+			}
 		}
 	}
-	for _, r := range []*Result{bySrc, byDst, wide} {
-		if r != nil {
-			return r.Fault.Kind.Name
-		}
+	if best == nil {
+		best = wide
 	}
-	return ""
+	if best == nil {
+		return ""
+	}
+	return best.Fault.Kind.Name
 }
 
 // holds reports whether f holds node i.

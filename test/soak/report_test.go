@@ -25,7 +25,7 @@ func TestClippedGap(t *testing.T) {
 	}
 }
 
-func TestBlameLaysALeakAtTheSendersFault(t *testing.T) {
+func TestBlameLaysALeakAtTheNarrowestFault(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	flush, _ := KindByName("nft-flush")
@@ -34,14 +34,15 @@ func TestBlameLaysALeakAtTheSendersFault(t *testing.T) {
 	results := []Result{
 		{Fault: Fault{Seq: 1, Kind: etcd}, Injected: at(0), Healed: at(20)},
 		{Fault: Fault{Seq: 2, Kind: flush, Node: 3}, Injected: at(5), Healed: at(8)},
-		{Fault: Fault{Seq: 3, Kind: loss, Node: 1}, Injected: at(6), Healed: at(12)},
+		{Fault: Fault{Seq: 3, Kind: loss, Node: 1}, Injected: at(4), Healed: at(12)},
 	}
 	cases := []struct {
 		leak Leak
 		want string
 	}{
-		{Leak{At: at(7), Src: 3, Dst: 1}, "nft-flush"},       // sent in clear by node3
-		{Leak{At: at(7), Src: 1, Dst: 3}, "underlay-loss30"}, // node1 holds the later fault
+		{Leak{At: at(7), Src: 3, Dst: 1}, "nft-flush"},        // both ran on its nodes; the flush's window is shorter
+		{Leak{At: at(7), Src: 1, Dst: 3}, "nft-flush"},        // either direction
+		{Leak{At: at(10), Src: 1, Dst: 2}, "underlay-loss30"}, // only the loss held node1 then
 		{Leak{At: at(15), Src: 2, Dst: 4}, "etcd-restart"},
 		{Leak{At: at(30), Src: 2, Dst: 4}, ""},
 	}

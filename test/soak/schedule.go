@@ -157,7 +157,7 @@ func Plan(seed uint64, kinds []Kind, nodes, rounds int) []Fault {
 				f.Node = nodes + 1
 			}
 			f.Hold = between(rng, k.Hold[0], k.Hold[1])
-			f.Gap = between(rng, 500*time.Millisecond, 4*time.Second)
+			f.Gap = between(rng, 300*time.Millisecond, 3*time.Second)
 			out = append(out, f)
 		}
 	}

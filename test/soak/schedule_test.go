@@ -23,7 +23,7 @@ func TestPlanIsSeededAndCoversEveryKind(t *testing.T) {
 		if f.Seq != i+1 {
 			t.Errorf("fault %d has Seq %d", i, f.Seq)
 		}
-		if f.Gap < 500*time.Millisecond || f.Gap > 4*time.Second {
+		if f.Gap < 300*time.Millisecond || f.Gap > 3*time.Second {
 			t.Errorf("fault %d: gap %v", f.Seq, f.Gap)
 		}
 		if f.Hold < f.Kind.Hold[0] || f.Hold > f.Kind.Hold[1]+50*time.Millisecond {

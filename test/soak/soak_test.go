@@ -85,6 +85,15 @@ func TestSoak(t *testing.T) {
 		start[n.Name] = u
 	}
 
+	logs := os.Getenv("SOAK_LOGS")
+	if logs != "" {
+		if err := os.MkdirAll(logs, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := heapProfile(ctx, r.CW.StatusSocket(r.baseNodes()[0]), filepath.Join(logs, "node1-heap-start.pprof")); err != nil {
+			t.Logf("soak: %v", err)
+		}
+	}
 	runStart := time.Now()
 	superCtx, stopSuper := context.WithCancel(ctx)
 	go r.supervise(superCtx)
@@ -127,6 +136,11 @@ func TestSoak(t *testing.T) {
 			note[n.Name] = "restarted by faults"
 		}
 	}
+	if logs != "" {
+		if err := heapProfile(ctx, r.CW.StatusSocket(r.baseNodes()[0]), filepath.Join(logs, "node1-heap-end.pprof")); err != nil {
+			t.Logf("soak: %v", err)
+		}
+	}
 	for _, f := range r.allFlows() {
 		f.Stop()
 	}
@@ -157,8 +171,8 @@ func TestSoak(t *testing.T) {
 	fmt.Fprintf(&b, "agents that exited without a fault stopping them (restarted by the soak's supervisor): %v\n", r.exits)
 	r.mu.Unlock()
 	t.Log(b.String())
-	if dir := os.Getenv("SOAK_LOGS"); dir != "" {
-		r.saveLogs(t, dir)
+	if logs != "" {
+		r.saveLogs(t, logs)
 	}
 	if path := os.Getenv("SOAK_REPORT"); path != "" {
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
