@@ -16,28 +16,40 @@ type KindStats struct {
 	HealP50, HealMax         time.Duration
 	BlackoutP50, BlackoutMax time.Duration
 	BlackoutN                int // faults whose blackout could be measured
-	Plaintext                int
+	// Plaintext counts leaks only this fault's window explains; Shared
+	// those it explains together with other faults running then.
+	Plaintext, Shared int
 }
 
 // Summarize groups results by kind, in Kinds order, each with the leaks
-// blamed on it (see blame). Leaks that no fault explains are counted
-// apart.
+// it is a suspect of (see suspects), alone or with others. Leaks that no
+// fault explains are counted apart.
 func Summarize(results []Result, leaks []Leak) (stats []KindStats, unattributed int) {
 	byKind := map[string][]Result{}
 	for _, r := range results {
 		byKind[r.Fault.Kind.Name] = append(byKind[r.Fault.Kind.Name], r)
 	}
-	leakKind := map[string]int{}
+	sole, shared := map[string]int{}, map[string]int{}
 	for _, l := range leaks {
-		if k := blame(results, l); k != "" {
-			leakKind[k]++
-		} else {
+		sus := suspects(results, l)
+		switch len(sus) {
+		case 0:
 			unattributed++
+		case 1:
+			sole[sus[0].Fault.Kind.Name]++
+		default:
+			kinds := map[string]bool{}
+			for _, r := range sus {
+				kinds[r.Fault.Kind.Name] = true
+			}
+			for k := range kinds {
+				shared[k]++
+			}
 		}
 	}
 	for _, k := range Kinds {
 		rs := byKind[k.Name]
-		s := KindStats{Kind: k, Count: len(rs), Plaintext: leakKind[k.Name]}
+		s := KindStats{Kind: k, Count: len(rs), Plaintext: sole[k.Name], Shared: shared[k.Name]}
 		var heals, blackouts []time.Duration
 		for _, r := range rs {
 			heals = append(heals, r.Heal)
@@ -69,7 +81,7 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
 // WriteFaultTable prints the per-kind table in Markdown.
 func WriteFaultTable(w io.Writer, stats []KindStats) {
-	fmt.Fprintln(w, "| fault | times | heal p50 | heal max | bound | over bound | blackout p50 | blackout max | plaintext |")
+	fmt.Fprintln(w, "| fault | times | heal p50 | heal max | bound | over bound | blackout p50 | blackout max | plaintext (alone, +shared) |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, s := range stats {
 		if s.Count == 0 {
@@ -85,8 +97,12 @@ func WriteFaultTable(w io.Writer, stats []KindStats) {
 		case s.BlackoutN < s.Count:
 			bmax += fmt.Sprintf(" (%d of %d)", s.BlackoutN, s.Count)
 		}
-		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %d | %s | %s | %d |\n", s.Kind.Name, s.Count,
-			secs(s.HealP50), secs(s.HealMax), secs(s.Kind.Bound), s.Over, bp50, bmax, s.Plaintext)
+		pt := fmt.Sprint(s.Plaintext)
+		if s.Shared > 0 {
+			pt += fmt.Sprintf(" (+%d shared)", s.Shared)
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %d | %s | %s | %s |\n", s.Kind.Name, s.Count,
+			secs(s.HealP50), secs(s.HealMax), secs(s.Kind.Bound), s.Over, bp50, bmax, pt)
 	}
 }
 
@@ -145,16 +161,22 @@ func WriteUsageTable(w io.Writer, names []string, start, end map[string]Usage, n
 	}
 }
 
-// Growth reports whether an agent grew from start to end beyond noise:
-// more than 10 goroutines, or RSS up by more than half (Go's heap target
-// and wireguard-go's buffer pools move RSS by a few MiB on their own).
-func Growth(start, end Usage) string {
+// Growth reports whether an agent grew beyond warm-up: more than 10
+// goroutines from start to end, or RSS or heap in use up by more than a
+// fifth over the second half of the run (mid to end). wireguard-go's
+// buffer pools (64 KiB per buffer) grow to the largest burst the agent has
+// queued, which the first faults set, so start to end alone would read
+// warm-up as a leak; a leak keeps growing in the second half too.
+func Growth(start, mid, end Usage) string {
 	var why []string
 	if end.Goroutines > start.Goroutines+10 {
 		why = append(why, fmt.Sprintf("goroutines %.0f -> %.0f", start.Goroutines, end.Goroutines))
 	}
-	if end.RSS > start.RSS*1.5 {
-		why = append(why, fmt.Sprintf("RSS %.1f -> %.1f MiB", start.RSS/(1<<20), end.RSS/(1<<20)))
+	if end.RSS > mid.RSS*1.2 {
+		why = append(why, fmt.Sprintf("RSS %.1f -> %.1f MiB over the second half", mid.RSS/(1<<20), end.RSS/(1<<20)))
+	}
+	if end.HeapInuse > mid.HeapInuse*1.2 {
+		why = append(why, fmt.Sprintf("heap in use %.1f -> %.1f MiB over the second half", mid.HeapInuse/(1<<20), end.HeapInuse/(1<<20)))
 	}
 	return strings.Join(why, ", ")
 }
@@ -205,7 +227,7 @@ func WriteLeakTimeline(w io.Writer, leaks []Leak, results []Result, start time.T
 		at := start.Add(time.Duration(s) * time.Second)
 		var running []string
 		for _, r := range results {
-			if !at.Add(time.Second).Before(r.Injected) && !at.After(r.Healed) {
+			if !at.Add(time.Second).Before(r.Injected) && !at.After(r.Healed.Add(500*time.Millisecond)) {
 				running = append(running, fmt.Sprintf("#%d %s", r.Fault.Seq, describe(r.Fault)))
 			}
 		}
@@ -213,37 +235,27 @@ func WriteLeakTimeline(w io.Writer, leaks []Leak, results []Result, start time.T
 	}
 }
 
-// blame names the kind of fault a leak is laid at: of the faults whose
-// window (injection - 1 s to heal + 1 s) holds it and that held the node
-// of either pod, the one with the shortest window, the most specific
-// event; a cluster-wide one only when no such fault ran. A heuristic:
-// with overlapping faults it can misplace a leak (the total is exact).
-// Empty: no fault ran.
-func blame(results []Result, l Leak) string {
-	var best, wide *Result
+// suspects lists the faults a leak may be laid at: those whose window
+// (injection to heal + 0.5 s) holds it and that held the node of either
+// pod, or, when no such fault ran, the cluster-wide ones running then.
+func suspects(results []Result, l Leak) []*Result {
+	var nodeFaults, wide []*Result
 	for i := range results {
 		r := &results[i]
-		if l.At.Before(r.Injected.Add(-time.Second)) || l.At.After(r.Healed.Add(time.Second)) {
+		if l.At.Before(r.Injected) || l.At.After(r.Healed.Add(500*time.Millisecond)) {
 			continue
 		}
 		switch {
 		case len(r.Fault.Nodes()) == 0:
-			if wide == nil || r.Injected.After(wide.Injected) {
-				wide = r
-			}
+			wide = append(wide, r)
 		case holds(r.Fault, l.Src) || holds(r.Fault, l.Dst):
-			if best == nil || r.Healed.Sub(r.Injected) < best.Healed.Sub(best.Injected) {
-				best = r
-			}
+			nodeFaults = append(nodeFaults, r)
 		}
 	}
-	if best == nil {
-		best = wide
+	if len(nodeFaults) > 0 {
+		return nodeFaults
 	}
-	if best == nil {
-		return ""
-	}
-	return best.Fault.Kind.Name
+	return wide
 }
 
 // holds reports whether f holds node i.

@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -25,7 +26,7 @@ func TestClippedGap(t *testing.T) {
 	}
 }
 
-func TestBlameLaysALeakAtTheNarrowestFault(t *testing.T) {
+func TestLeaksAreLaidAtTheFaultsOnTheirNodes(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	flush, _ := KindByName("nft-flush")
@@ -36,19 +37,22 @@ func TestBlameLaysALeakAtTheNarrowestFault(t *testing.T) {
 		{Fault: Fault{Seq: 2, Kind: flush, Node: 3}, Injected: at(5), Healed: at(8)},
 		{Fault: Fault{Seq: 3, Kind: loss, Node: 1}, Injected: at(4), Healed: at(12)},
 	}
-	cases := []struct {
-		leak Leak
-		want string
-	}{
-		{Leak{At: at(7), Src: 3, Dst: 1}, "nft-flush"},        // both ran on its nodes; the flush's window is shorter
-		{Leak{At: at(7), Src: 1, Dst: 3}, "nft-flush"},        // either direction
-		{Leak{At: at(10), Src: 1, Dst: 2}, "underlay-loss30"}, // only the loss held node1 then
-		{Leak{At: at(15), Src: 2, Dst: 4}, "etcd-restart"},
-		{Leak{At: at(30), Src: 2, Dst: 4}, ""},
+	leaks := []Leak{
+		{At: at(7), Src: 3, Dst: 2},  // only the flush held node3 or node2
+		{At: at(7), Src: 1, Dst: 3},  // both: shared
+		{At: at(10), Src: 1, Dst: 2}, // only the loss held node1 then
+		{At: at(15), Src: 2, Dst: 4}, // no node fault: the cluster-wide one
+		{At: at(30), Src: 2, Dst: 4}, // nothing ran
 	}
-	for _, c := range cases {
-		if got := blame(results, c.leak); got != c.want {
-			t.Errorf("leak node%d > node%d at %v: blamed %q, want %q", c.leak.Src, c.leak.Dst, c.leak.At.Sub(t0), got, c.want)
+	stats, unattributed := Summarize(results, leaks)
+	got := map[string][2]int{}
+	for _, s := range stats {
+		if s.Plaintext+s.Shared > 0 {
+			got[s.Kind.Name] = [2]int{s.Plaintext, s.Shared}
 		}
+	}
+	want := map[string][2]int{"nft-flush": {1, 1}, "underlay-loss30": {1, 1}, "etcd-restart": {1, 0}}
+	if !reflect.DeepEqual(got, want) || unattributed != 1 {
+		t.Errorf("got %v and %d unattributed, want %v and 1", got, unattributed, want)
 	}
 }
