@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"syscall"
@@ -132,11 +133,13 @@ func (r *Run) inject(ctx context.Context, f Fault, res *Result) (func() error, e
 		if err := r.register(ctx, n); err != nil {
 			return nil, err
 		}
+		// Traffic flowing proves little here (while the Node is gone it
+		// flows in clear): healed is when every agent marks it again.
 		return func() error {
 			if k, err := r.publicKey(ctx, n); err != nil || k == "" {
 				return fmt.Errorf("%s's key not republished (%v)", n.Name, err)
 			}
-			return nil
+			return r.marked(n)
 		}, nil
 	case "node-join":
 		return nil, r.join(ctx)
@@ -425,4 +428,24 @@ func (r *Run) rescue(ctx context.Context, f Fault) {
 		}
 	}
 	_ = cwcluster.Eventually(30*time.Second, func() error { return r.healed(f, time.Now().Add(-time.Second), nil) })
+}
+
+// marked checks that n's own agent has its pod CIDRs in its local sets
+// and every other base node's agent in its remote sets, both families.
+func (r *Run) marked(n *netcluster.Node) error {
+	for _, m := range r.baseNodes() {
+		for _, fam := range []struct {
+			local, remote string
+			cidr          netip.Prefix
+		}{{"local4", "remote4", n.PodCIDR}, {"local6", "remote6", n.PodCIDR6}} {
+			set := fam.remote
+			if m == n {
+				set = fam.local
+			}
+			if err := contains(m.NS, fam.cidr.String(), "nft", "list", "set", "inet", cwcluster.NftTable, set); err != nil {
+				return fmt.Errorf("%s: %w", m.Name, err)
+			}
+		}
+	}
+	return nil
 }
