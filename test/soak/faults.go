@@ -134,7 +134,7 @@ func (r *Run) inject(ctx context.Context, f Fault, res *Result) (func() error, e
 			return nil, err
 		}
 		// Traffic flowing proves little here (while the Node is gone it
-		// flows in clear): healed is when every agent marks it again.
+		// flows in clear): repaired is when every agent marks it again.
 		return func() error {
 			if k, err := r.publicKey(ctx, n); err != nil || k == "" {
 				return fmt.Errorf("%s's key not republished (%v)", n.Name, err)
@@ -324,16 +324,27 @@ func linkMTU(ns, dev string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(out))
 }
 
-// waitHeal waits until state (if any) holds and every ping flow the fault
-// touches answered after from, and returns how long that took. Flows that
-// also touch a node another running fault holds are that fault's to
-// judge and are skipped.
+// waitHeal waits until state (if any) holds, and then until every ping
+// flow the fault touches answered after that (traffic that flowed before
+// the repair may have flowed in clear), and returns how long from from
+// that took. Flows that also touch a node another running fault holds
+// are that fault's to judge and are skipped.
 func (r *Run) waitHeal(f Fault, from time.Time, state func() error) (time.Duration, error) {
 	deadline := from.Add(f.Kind.Bound + healGrace)
+	repaired := time.Time{}
 	for {
-		err := r.healed(f, from, state)
-		if err == nil {
-			return time.Since(from), nil
+		var err error
+		if repaired.IsZero() && state != nil {
+			if err = state(); err == nil {
+				repaired = time.Now()
+			}
+		} else if repaired.IsZero() {
+			repaired = from
+		}
+		if !repaired.IsZero() {
+			if err = r.answered(f, repaired); err == nil {
+				return time.Since(from), nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return time.Since(from), fmt.Errorf("%s not healed within %v: %w", f.Kind.Name, f.Kind.Bound+healGrace, err)
@@ -342,19 +353,15 @@ func (r *Run) waitHeal(f Fault, from time.Time, state func() error) (time.Durati
 	}
 }
 
-func (r *Run) healed(f Fault, from time.Time, state func() error) error {
-	if state != nil {
-		if err := state(); err != nil {
-			return err
-		}
-	}
+// answered reports the fault's ping flows that have not answered since t.
+func (r *Run) answered(f Fault, t time.Time) error {
 	busy := r.busyNodes(f.Seq)
 	var errs []error
 	for _, fl := range r.affected(f) {
 		if busy[fl.Src] || busy[fl.Dst] {
 			continue
 		}
-		if !fl.AnsweredSince(from) {
+		if !fl.AnsweredSince(t) {
 			errs = append(errs, fmt.Errorf("%s silent", fl.Name))
 		}
 	}
@@ -427,7 +434,8 @@ func (r *Run) rescue(ctx context.Context, f Fault) {
 			r.Log("rescue %s: %v", n.Name, err)
 		}
 	}
-	_ = cwcluster.Eventually(30*time.Second, func() error { return r.healed(f, time.Now().Add(-time.Second), nil) })
+	since := time.Now()
+	_ = cwcluster.Eventually(30*time.Second, func() error { return r.answered(f, since) })
 }
 
 // marked checks that n's own agent has its pod CIDRs in its local sets
