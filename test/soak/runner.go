@@ -13,7 +13,7 @@ import (
 // maxConcurrent caps how many faults run at once: overlaps happen (on
 // different nodes, or a datapath fault during an API outage), but the
 // cluster keeps nodes untouched to measure the heals against.
-const maxConcurrent = 3
+const maxConcurrent = 4
 
 // lookahead is how far past a blocked fault the runner looks for one it
 // can start meanwhile.
