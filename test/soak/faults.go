@@ -139,7 +139,7 @@ func (r *Run) inject(ctx context.Context, f Fault, res *Result) (func() error, e
 			if k, err := r.publicKey(ctx, n); err != nil || k == "" {
 				return fmt.Errorf("%s's key not republished (%v)", n.Name, err)
 			}
-			return r.marked(n)
+			return r.marked(f, n)
 		}, nil
 	case "node-join":
 		return nil, r.join(ctx)
@@ -200,7 +200,9 @@ func (r *Run) inject(ctx context.Context, f Fault, res *Result) (func() error, e
 		}, nil
 	case "wg-peer-remove":
 		peer := r.node(f.Peer)
-		key, err := r.publicKey(ctx, peer)
+		// From the peer's key file, not its Node: this fault does not
+		// wait for the API server, which may be down meanwhile.
+		key, err := r.CW.PublicKey(peer)
 		if err != nil {
 			return nil, err
 		}
@@ -439,9 +441,15 @@ func (r *Run) rescue(ctx context.Context, f Fault) {
 }
 
 // marked checks that n's own agent has its pod CIDRs in its local sets
-// and every other base node's agent in its remote sets, both families.
-func (r *Run) marked(n *netcluster.Node) error {
+// and every other base node's agent in its remote sets, both families;
+// nodes another running fault holds are that fault's (an agent without
+// its device cannot apply anything).
+func (r *Run) marked(f Fault, n *netcluster.Node) error {
+	busy := r.busyNodes(f.Seq)
 	for _, m := range r.baseNodes() {
+		if busy[m.Index] && m != n {
+			continue
+		}
 		for _, fam := range []struct {
 			local, remote string
 			cidr          netip.Prefix
