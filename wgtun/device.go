@@ -319,6 +319,11 @@ func (d *Device) InitiateHandshakes() {
 	}
 }
 
+// Closed is closed once the device has stopped: by Close, or by
+// wireguard-go itself when its TUN went away (the link was deleted). A
+// closed device cannot be reopened; its owner must make a new one.
+func (d *Device) Closed() <-chan struct{} { return d.wg.Wait() }
+
 // Close stops serving UAPI, removes the socket file and closes the device;
 // closing the TUN deletes the interface. Calling Close again returns the
 // first result.

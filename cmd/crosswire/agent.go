@@ -229,6 +229,7 @@ func runAgent(ctx context.Context, o *options) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return engine.Run(gctx) })
+	g.Go(func() error { return watchDevice(gctx, dev) })
 	if pq != nil {
 		g.Go(func() error { return pq.run(gctx) })
 	}
@@ -246,4 +247,18 @@ func runAgent(ctx context.Context, o *options) error {
 	err = g.Wait()
 	log.Info("agent stopping; datapath left in place (run `crosswire cleanup` to remove it)")
 	return err
+}
+
+// watchDevice returns an error when the tunnel device stops under the
+// agent (wireguard-go closes it when its link is deleted): every later
+// apply would fail on a closed device, so the agent exits, and whoever
+// runs it (the kubelet, systemd) starts one that opens a new device. The
+// blackhole routes drop remote pod traffic meanwhile.
+func watchDevice(ctx context.Context, dev *wgtun.Device) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-dev.Closed():
+		return fmt.Errorf("tunnel device %s closed under the agent (its link deleted?); exiting so that a restart opens a new one", dev.Name())
+	}
 }
