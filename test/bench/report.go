@@ -123,7 +123,7 @@ func (r *Report) summarize() {
 			r.Paired[m.key] = Stat{Median: median(paired), Min: slices.Min(paired), Max: slices.Max(paired), N: len(paired)}
 		}
 	}
-	// Issue 7's targets, reported, never asserted: throughput ≥ 1.0×
+	// The datapath targets, reported, never asserted: throughput ≥ 1.0×
 	// reference, CPU/GB ≤ 1.0×, RTT ≤ reference + 5 %.
 	r.Targets = map[string]map[string]any{}
 	target := func(key, cmp string, limit float64) {
@@ -218,7 +218,7 @@ func (r *Report) Markdown() string {
 			b.WriteString(" – |\n")
 		}
 	}
-	b.WriteString("\nTargets (issue 7; reported, not asserted):\n\n")
+	b.WriteString("\nTargets (reported, not asserted):\n\n")
 	for _, k := range []string{"tcp1_gbps", "tcp4_gbps", "tcp1_cpu_total_s_per_gb", "tcp4_cpu_total_s_per_gb", "rtt_idle_p50_ms", "rtt_load_p50_ms"} {
 		t, ok := r.Targets[k]
 		if !ok {
