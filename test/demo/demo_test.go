@@ -65,6 +65,11 @@ func TestChartFlags(t *testing.T) {
 		HostPaths struct {
 			WireguardSocketDir string `json:"wireguardSocketDir"`
 		} `json:"hostPaths"`
+		PostQuantum struct {
+			Mode   string `json:"mode"`
+			Port   int    `json:"port"`
+			Rotate string `json:"rotate"`
+		} `json:"postQuantum"`
 	}
 	if err := yaml.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
@@ -77,6 +82,7 @@ func TestChartFlags(t *testing.T) {
 		"--resync-interval": v.ResyncInterval, "--keepalive": strconv.Itoa(v.Keepalive),
 		"--metrics-port": strconv.Itoa(v.Metrics.Port), "--metrics-per-peer": strconv.FormatBool(v.Metrics.PerPeer),
 		"--on-demand-peers": strconv.FormatBool(v.OnDemandPeers), "--peer-idle-timeout": v.PeerIdle,
+		"--post-quantum": v.PostQuantum.Mode, "--pq-port": strconv.Itoa(v.PostQuantum.Port), "--pq-rotate": v.PostQuantum.Rotate,
 		// Per node on one machine (see chartFlags).
 		"--state-dir": "/k/node1/state", "--interface": "cwdemo-n1", "--status-socket": "/s/node1/status.sock",
 	}
