@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/crosswire/crosswire/controller"
 	"github.com/crosswire/crosswire/test/apiserver"
 	"github.com/crosswire/crosswire/test/cwcluster"
 	"github.com/crosswire/crosswire/test/netcluster"
@@ -113,20 +112,8 @@ func installRBAC(ctx context.Context, admin kubernetes.Interface) error {
 	if _, err := admin.CoreV1().ServiceAccounts(agentNamespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "crosswire"}}
-	for _, r := range controller.RBACRules() {
-		role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: r.APIGroups, Resources: r.Resources, Verbs: r.Verbs})
-	}
-	if _, err := admin.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "crosswire"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: agentAccount, Namespace: agentNamespace}},
-	}
-	_, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{})
-	return err
+	return cwcluster.GrantAgentRBAC(ctx, admin, "crosswire",
+		rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: agentAccount, Namespace: agentNamespace})
 }
 
 // writeAgentKubeconfigs gives each node's agent a kubeconfig holding a

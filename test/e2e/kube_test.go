@@ -60,28 +60,12 @@ func newKubeEnv(t testing.TB, o netcluster.Options, start int, extra ...string) 
 	return e
 }
 
-// grantAgentRBAC installs the agent's least-privilege ClusterRole, bound to
-// the group every test agent's certificate carries.
+// grantAgentRBAC grants the group every test agent's certificate carries
+// exactly the agent's rules, as the chart does.
 func grantAgentRBAC(t testing.TB, srv *apiserver.Server) {
 	t.Helper()
-	ctx := context.Background()
-	rbac := srv.Client(t).RbacV1()
-	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: "crosswire-agent"},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "patch"}},
-			{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-		},
-	}
-	if _, err := rbac.ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "crosswire-agent"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: agentGroup}},
-	}
-	if _, err := rbac.ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+	subject := rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: agentGroup}
+	if err := cwcluster.GrantAgentRBAC(context.Background(), srv.Client(t), "crosswire-agent", subject); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/crosswire/crosswire/test/apiserver"
 	"github.com/crosswire/crosswire/test/cwcluster"
@@ -370,27 +369,12 @@ func (r *Run) saveLogs(t *testing.T, dir string) {
 
 func netip6Any(port uint16) netip.AddrPort { return netip.AddrPortFrom(netip.IPv6Unspecified(), port) }
 
-// grantAgentRBAC installs the agent's least-privilege ClusterRole, bound to
-// the group every agent's certificate carries (as test/e2e does).
+// grantAgentRBAC grants the group every agent's certificate carries
+// exactly the agent's rules, as the chart does (as test/e2e does).
 func grantAgentRBAC(t *testing.T, srv *apiserver.Server) {
-	ctx := context.Background()
-	rbac := srv.Client(t).RbacV1()
-	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: "crosswire-agent"},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "patch"}},
-			{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-		},
-	}
-	if _, err := rbac.ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "crosswire-agent"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: agentGroup}},
-	}
-	if _, err := rbac.ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+	t.Helper()
+	subject := rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: agentGroup}
+	if err := cwcluster.GrantAgentRBAC(context.Background(), srv.Client(t), "crosswire-agent", subject); err != nil {
 		t.Fatal(err)
 	}
 }
