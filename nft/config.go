@@ -41,8 +41,8 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	if len(c.Table) > maxNameLen {
-		errs = append(errs, fmt.Errorf("table name %q longer than %d bytes", c.Table, maxNameLen))
+	if len(c.Table)+len(GuardSuffix) > maxNameLen {
+		errs = append(errs, fmt.Errorf("table name %q longer than %d bytes (its guard table adds %q)", c.Table, maxNameLen-len(GuardSuffix), GuardSuffix))
 	}
 	if c.Mark == 0 {
 		errs = append(errs, errors.New("mark must be non-zero"))

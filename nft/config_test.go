@@ -24,7 +24,9 @@ func TestValidate(t *testing.T) {
 		{"zero mask", func(c *Config) { c.Mask = 0 }, "not within mask"},
 		{"empty tunnel", func(c *Config) { c.TunnelIface = "" }, "tunnel interface name must not be empty"},
 		{"long tunnel", func(c *Config) { c.TunnelIface = "0123456789abcdef" }, "longer than 15"},
-		{"long table", func(c *Config) { c.Table = strings.Repeat("t", 256) }, "longer than 255"},
+		{"long table", func(c *Config) { c.Table = strings.Repeat("t", 256) }, "longer than 249"},
+		{"table and guard at the limit", func(c *Config) { c.Table = strings.Repeat("t", 249) }, ""},
+		{"guard over the limit", func(c *Config) { c.Table = strings.Repeat("t", 250) }, "its guard table adds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

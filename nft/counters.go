@@ -1,6 +1,8 @@
 package nft
 
 import (
+	"fmt"
+
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 )
@@ -9,28 +11,44 @@ import (
 // (every Apply recreates the table, and so resets them).
 type Counter struct{ Packets, Bytes uint64 }
 
-// Counters reads the counter of every commented rule in crosswire's table,
-// keyed by rule comment. A missing table gives an empty map.
+// Counters reads the counter of every commented rule in crosswire's table
+// and its guard, keyed by rule comment (comments are unique across both).
+// A missing table gives no counters.
 func (m *Manager) Counters() (map[string]Counter, error) {
 	out := map[string]Counter{}
-	_, err := m.readTable("counters", func(conn *nftables.Conn) error {
-		chains, err := listChains(conn, m.table)
-		if err != nil {
-			return err
-		}
-		for _, name := range sortedKeys(chains) {
-			rules, err := listRules(conn, m.table, chains[name])
-			if err != nil {
-				return err
-			}
-			recordCounters(out, rules)
-		}
-		return nil
-	})
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	conn, err := m.conn()
 	if err != nil {
 		return nil, err
 	}
+	defer m.release(conn.CloseLasting)
+	for _, t := range m.tables() {
+		if err := tableCounters(conn, t, out); err != nil {
+			return nil, fmt.Errorf("counters: %w", err)
+		}
+	}
 	return out, nil
+}
+
+func tableCounters(conn *nftables.Conn, t *nftables.Table, out map[string]Counter) error {
+	if ok, err := tableExists(conn, t); err != nil || !ok {
+		return err
+	}
+	chains, err := listChains(conn, t)
+	if err != nil {
+		return err
+	}
+	for _, name := range sortedKeys(chains) {
+		rules, err := listRules(conn, t, chains[name])
+		if err != nil {
+			return err
+		}
+		recordCounters(out, rules)
+	}
+	return nil
 }
 
 // recordCounters adds the counter of every commented rule to out.

@@ -33,12 +33,14 @@ func (m *Manager) LastReadback() Readback {
 	return Readback{}
 }
 
-// Drift reads the kernel back and compares it with the table that Apply
-// would program for st. Nil means in sync; otherwise each string is one
-// human-readable difference. The error is only for netlink failures (or a
-// State that cannot be rendered). What it read is kept for LastReadback.
+// Drift reads the kernel back and compares crosswire's table and its
+// guard with what Apply would program for st. Nil means in sync; otherwise
+// each string is one human-readable difference (those of the guard name
+// its table). The error is only for netlink failures (or a State that
+// cannot be rendered). What it read is kept for LastReadback: the sizes of
+// crosswire's own sets, the counters of both tables' rules.
 func (m *Manager) Drift(st State) ([]string, error) {
-	want, err := Render(m.cfg, st)
+	want, err := renderAll(m.cfg, st)
 	if err != nil {
 		return nil, fmt.Errorf("drift: render: %w", err)
 	}
@@ -52,32 +54,54 @@ func (m *Manager) Drift(st State) ([]string, error) {
 		return nil, err
 	}
 	defer m.release(conn.CloseLasting)
-	ok, err := tableExists(conn, m.table)
-	if err != nil {
-		return nil, fmt.Errorf("drift: %w", err)
-	}
 	rb := &Readback{At: time.Now(), Sizes: map[string]int{}, Counters: map[string]Counter{}}
-	if !ok {
-		m.last.Store(rb)
-		return []string{fmt.Sprintf("table %s missing", m.table.Name)}, nil
-	}
 	var reasons []string
-	r, err := setsDrift(conn, m.table, want.Sets, rb)
-	if err != nil {
-		return nil, fmt.Errorf("drift: %w", err)
-	}
-	reasons = append(reasons, r...)
-	r, err = chainsDrift(conn, m.table, want.Chains, rb)
-	if err != nil {
-		return nil, fmt.Errorf("drift: %w", err)
+	for i, rs := range want {
+		sizes, prefix := rb.Sizes, ""
+		if i > 0 {
+			sizes, prefix = nil, "table "+rs.Table.Name+": "
+		}
+		r, err := tableDrift(conn, rs, sizes, rb.Counters)
+		if err != nil {
+			return nil, fmt.Errorf("drift: %w", err)
+		}
+		for _, x := range r {
+			if x != missingTable(rs.Table) {
+				x = prefix + x
+			}
+			reasons = append(reasons, x)
+		}
 	}
 	m.last.Store(rb)
+	return reasons, nil
+}
+
+func missingTable(t *nftables.Table) string { return fmt.Sprintf("table %s missing", t.Name) }
+
+// tableDrift compares one table with want, recording its set sizes in
+// sizes (when not nil) and its rules' counters in counters.
+func tableDrift(conn *nftables.Conn, want *Ruleset, sizes map[string]int, counters map[string]Counter) ([]string, error) {
+	ok, err := tableExists(conn, want.Table)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return []string{missingTable(want.Table)}, nil
+	}
+	reasons, err := setsDrift(conn, want.Table, want.Sets, sizes)
+	if err != nil {
+		return nil, err
+	}
+	r, err := chainsDrift(conn, want.Table, want.Chains, counters)
+	if err != nil {
+		return nil, err
+	}
 	return append(reasons, r...), nil
 }
 
 // setsDrift compares the wanted sets with the kernel's and records their
-// sizes in rb.
-func setsDrift(conn *nftables.Conn, t *nftables.Table, want []SetSpec, rb *Readback) ([]string, error) {
+// sizes in sizes, unless it is nil.
+func setsDrift(conn *nftables.Conn, t *nftables.Table, want []SetSpec, sizes map[string]int) ([]string, error) {
 	have, err := listSets(conn, t)
 	if err != nil {
 		return nil, err
@@ -102,7 +126,9 @@ func setsDrift(conn *nftables.Conn, t *nftables.Table, want []SetSpec, rb *Readb
 		for _, iv := range ivs {
 			got = append(got, iv.prefixes()...)
 		}
-		rb.Sizes[ws.Name] = len(got)
+		if sizes != nil {
+			sizes[ws.Name] = len(got)
+		}
 		missing, unexpected := diffPrefixes(ws.Prefixes, got)
 		for _, p := range missing {
 			reasons = append(reasons, fmt.Sprintf("set %s: missing %s", ws.Name, p))
@@ -170,8 +196,8 @@ func mergeDiff(want, got []netip.Prefix) (missing, unexpected []netip.Prefix) {
 }
 
 // chainsDrift compares the wanted chains with the kernel's and records
-// the counters of their rules in rb.
-func chainsDrift(conn *nftables.Conn, t *nftables.Table, want []ChainSpec, rb *Readback) ([]string, error) {
+// the counters of their rules in counters.
+func chainsDrift(conn *nftables.Conn, t *nftables.Table, want []ChainSpec, counters map[string]Counter) ([]string, error) {
 	have, err := listChains(conn, t)
 	if err != nil {
 		return nil, err
@@ -191,7 +217,7 @@ func chainsDrift(conn *nftables.Conn, t *nftables.Table, want []ChainSpec, rb *R
 		if err != nil {
 			return nil, err
 		}
-		recordCounters(rb.Counters, rules)
+		recordCounters(counters, rules)
 		reasons = append(reasons, rulesDrift(wc, rules)...)
 	}
 	for _, name := range sortedKeys(have) {

@@ -7,7 +7,8 @@ import (
 	"github.com/google/nftables"
 )
 
-// AddRemote adds prefixes to the remote sets only, in one batch. The other
+// AddRemote adds prefixes to the remote sets only (crosswire's table's
+// and the guard's), in one batch. The other
 // sets, the chains and the rules are untouched. Prefixes already covered by
 // an element are skipped; elements that a new prefix contains are replaced
 // by it in the same batch (the kernel rejects overlapping intervals). A
@@ -65,46 +66,52 @@ func (m *Manager) updateRemote(ps []netip.Prefix, add bool) (err error) {
 	if genErr != nil || !prev.validAt(gen) {
 		prev = nil
 	}
-	sets, err := prev.tableSets(conn, m.table)
-	if err != nil {
-		return fmt.Errorf("%s remote prefixes: %w", op, err)
-	}
+	// The same edit to crosswire's table and to its guard, in one batch:
+	// the guard's sets never lag the marking sets.
+	sets := make(map[string]map[string]*nftables.Set, 2)
 	var updates []setUpdate
 	queued := false
-	for _, u := range [...]struct {
-		name string
-		ps   []netip.Prefix
-	}{{SetRemote4, v4}, {SetRemote6, v6}} {
-		if len(u.ps) == 0 {
-			continue
-		}
-		set, ok := sets[u.name]
-		if !ok {
-			return fmt.Errorf("%s remote prefixes: set %s missing: %w", op, u.name, ErrNotApplied)
-		}
-		have, keep, err := prev.setIntervals(conn, set)
+	for _, t := range m.tables() {
+		ts, err := prev.tableSets(conn, t)
 		if err != nil {
 			return fmt.Errorf("%s remote prefixes: %w", op, err)
 		}
-		var pl plan
-		if add {
-			pl, err = planAdd(have, u.ps)
-		} else {
-			pl = planRemove(have, u.ps)
+		sets[t.Name] = ts
+		for _, u := range [...]struct {
+			name string
+			ps   []netip.Prefix
+		}{{SetRemote4, v4}, {SetRemote6, v6}} {
+			if len(u.ps) == 0 {
+				continue
+			}
+			set, ok := ts[u.name]
+			if !ok {
+				return fmt.Errorf("%s remote prefixes: set %s of table %s missing: %w", op, u.name, t.Name, ErrNotApplied)
+			}
+			have, keep, err := prev.setIntervals(conn, t, set)
+			if err != nil {
+				return fmt.Errorf("%s remote prefixes: %w", op, err)
+			}
+			var pl plan
+			if add {
+				pl, err = planAdd(have, u.ps)
+			} else {
+				pl = planRemove(have, u.ps)
+			}
+			if err != nil {
+				return fmt.Errorf("%s remote prefixes: set %s of table %s: %w", op, u.name, t.Name, err)
+			}
+			// Deletions first: a replaced element must be gone before its
+			// container is inserted, or the kernel sees an overlap.
+			if err := deleteElements(conn, set, pl.del); err != nil {
+				return fmt.Errorf("%s remote prefixes: set %s of table %s: %w", op, u.name, t.Name, err)
+			}
+			if err := addElements(conn, set, pl.put); err != nil {
+				return fmt.Errorf("%s remote prefixes: set %s of table %s: %w", op, u.name, t.Name, err)
+			}
+			queued = queued || len(pl.del)+len(pl.put) > 0
+			updates = append(updates, setUpdate{table: t.Name, name: u.name, have: have, plan: pl, keep: keep})
 		}
-		if err != nil {
-			return fmt.Errorf("%s remote prefixes: set %s: %w", op, u.name, err)
-		}
-		// Deletions first: a replaced element must be gone before its
-		// container is inserted, or the kernel sees an overlap.
-		if err := deleteElements(conn, set, pl.del); err != nil {
-			return fmt.Errorf("%s remote prefixes: set %s: %w", op, u.name, err)
-		}
-		if err := addElements(conn, set, pl.put); err != nil {
-			return fmt.Errorf("%s remote prefixes: set %s: %w", op, u.name, err)
-		}
-		queued = queued || len(pl.del)+len(pl.put) > 0
-		updates = append(updates, setUpdate{name: u.name, have: have, plan: pl, keep: keep})
 	}
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("%s remote prefixes: %w", op, err)

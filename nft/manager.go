@@ -48,7 +48,8 @@ func WithNetNS(fd int) Option {
 // full Apply's read-modify-write.
 type Manager struct {
 	cfg     Config
-	table   *nftables.Table
+	table   *nftables.Table // crosswire's table
+	guard   *nftables.Table // its guard: guard.go
 	netnsFD int
 
 	mu      sync.Mutex
@@ -78,9 +79,14 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	return &Manager{
 		cfg:     cfg,
 		table:   &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet},
+		guard:   &nftables.Table{Name: cfg.GuardTable(), Family: nftables.TableFamilyINet},
 		netnsFD: o.netnsFD,
 	}, nil
 }
+
+// tables are the tables the Manager owns, in the order renderAll gives
+// their rulesets.
+func (m *Manager) tables() [2]*nftables.Table { return [2]*nftables.Table{m.table, m.guard} }
 
 // conn returns a fresh batch builder for one operation, on a socket of its
 // own that the caller hands to release when done. A Conn keeps queued
@@ -153,12 +159,13 @@ func (m *Manager) lock() error {
 	return nil
 }
 
-// Apply replaces crosswire's table with the rendered state in one atomic
-// batch: add table (so the delete cannot fail), delete table, then add the
-// table with all sets, elements, chains and rules. Packets see either the old
-// table or the new one, never a half-built one. No other table is touched.
+// Apply replaces crosswire's table and its guard with the rendered state
+// in one atomic batch: for each, add table (so the delete cannot fail),
+// delete table, then add the table with all sets, elements, chains and
+// rules. Packets see either the old tables or the new ones, never a
+// half-built one. No other table is touched.
 func (m *Manager) Apply(st State) error {
-	rs, err := Render(m.cfg, st)
+	rss, err := renderAll(m.cfg, st)
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
@@ -172,35 +179,40 @@ func (m *Manager) Apply(st State) error {
 		return err
 	}
 	defer m.release(conn.CloseLasting)
-	conn.AddTable(m.table)
-	conn.DelTable(m.table)
-	if err := queueRuleset(conn, rs); err != nil {
-		return fmt.Errorf("apply table %s: %w", m.cfg.Table, err)
+	setID := uint32(1)
+	for _, rs := range rss {
+		conn.AddTable(rs.Table)
+		conn.DelTable(rs.Table)
+		if setID, err = queueRuleset(conn, rs, setID); err != nil {
+			return fmt.Errorf("apply table %s: %w", rs.Table.Name, err)
+		}
 	}
 	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("apply table %s: %w", m.cfg.Table, err)
+		return fmt.Errorf("apply tables %s and %s: %w", m.table.Name, m.guard.Name, err)
 	}
 	return nil
 }
 
-// queueRuleset queues the creation of rs (table included) on conn.
-func queueRuleset(conn *nftables.Conn, rs *Ruleset) error {
+// queueRuleset queues the creation of rs (table included) on conn. Its
+// sets get batch IDs from setID on, and it returns the next free one: IDs
+// must be unique within a batch, whatever table a set is in.
+func queueRuleset(conn *nftables.Conn, rs *Ruleset, setID uint32) (uint32, error) {
 	table := conn.AddTable(&nftables.Table{Name: rs.Table.Name, Family: rs.Table.Family})
 	setIDs := map[string]uint32{}
 	for i, s := range rs.Sets {
 		set := &nftables.Set{
 			Table:    table,
-			ID:       uint32(i + 1), // unique within the batch; avoids the library's global counter
+			ID:       setID + uint32(i), // unique within the batch; avoids the library's global counter
 			Name:     s.Name,
 			KeyType:  s.KeyType,
 			Interval: true,
 			Comment:  s.Comment,
 		}
 		if err := conn.AddSet(set, nil); err != nil {
-			return fmt.Errorf("set %s: %w", s.Name, err)
+			return 0, fmt.Errorf("set %s: %w", s.Name, err)
 		}
 		if err := addElements(conn, set, s.Elements); err != nil {
-			return fmt.Errorf("set %s: %w", s.Name, err)
+			return 0, fmt.Errorf("set %s: %w", s.Name, err)
 		}
 		setIDs[s.Name] = set.ID
 	}
@@ -217,7 +229,7 @@ func queueRuleset(conn *nftables.Conn, rs *Ruleset) error {
 		for _, r := range c.Rules {
 			exprs, err := bindSets(r.Exprs, setIDs)
 			if err != nil {
-				return fmt.Errorf("chain %s rule %q: %w", c.Name, r.Comment, err)
+				return 0, fmt.Errorf("chain %s rule %q: %w", c.Name, r.Comment, err)
 			}
 			conn.AddRule(&nftables.Rule{
 				Table:    table,
@@ -227,7 +239,7 @@ func queueRuleset(conn *nftables.Conn, rs *Ruleset) error {
 			})
 		}
 	}
-	return nil
+	return setID + uint32(len(rs.Sets)), nil
 }
 
 // bindSets copies exprs, giving each set lookup the batch ID of its set: a
@@ -267,8 +279,9 @@ func deleteElements(conn *nftables.Conn, set *nftables.Set, els []nftables.SetEl
 	return nil
 }
 
-// Delete removes crosswire's table and nothing else. A missing table is not
-// an error: the batch adds it first, so the delete always finds it.
+// Delete removes crosswire's table and its guard, and nothing else. A
+// missing table is not an error: the batch adds each first, so the delete
+// always finds it.
 func (m *Manager) Delete() error {
 	if err := m.lock(); err != nil {
 		return err
@@ -279,10 +292,12 @@ func (m *Manager) Delete() error {
 		return err
 	}
 	defer m.release(conn.CloseLasting)
-	conn.AddTable(m.table)
-	conn.DelTable(m.table)
+	for _, t := range m.tables() {
+		conn.AddTable(t)
+		conn.DelTable(t)
+	}
 	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("delete table %s: %w", m.cfg.Table, err)
+		return fmt.Errorf("delete tables %s and %s: %w", m.table.Name, m.guard.Name, err)
 	}
 	return nil
 }

@@ -307,8 +307,10 @@ func TestDeleteOnlyOurTable(t *testing.T) {
 	if err := m.Delete(); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := ns.try("nft", "list", "table", "inet", "crosswire"); err == nil {
-		t.Fatalf("table crosswire still present after Delete:\n%s", out)
+	for _, table := range []string{"crosswire", "crosswire-guard"} {
+		if out, err := ns.try("nft", "list", "table", "inet", table); err == nil {
+			t.Fatalf("table %s still present after Delete:\n%s", table, out)
+		}
 	}
 	if got := ns.nft(t, "list", "table", "ip", "other"); got != other {
 		t.Fatalf("table ip other changed:\n%s\n---\n%s", other, got)
@@ -317,7 +319,7 @@ func TestDeleteOnlyOurTable(t *testing.T) {
 	if err := m.Delete(); err != nil {
 		t.Fatalf("Delete of a missing table: %v", err)
 	}
-	if d, err := m.Drift(testState()); err != nil || !slices.Equal(d, []string{"table crosswire missing"}) {
+	if d, err := m.Drift(testState()); err != nil || !slices.Equal(d, []string{"table crosswire missing", "table crosswire-guard missing"}) {
 		t.Fatalf("Drift after Delete = %q, %v", d, err)
 	}
 }
@@ -335,7 +337,7 @@ func TestCountersKeyedByComment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]Counter{CommentTunnelIngress: {}, CommentEgress4: {}, CommentEgress6: {}, CommentMSSClamp4: {}, CommentMSSClamp6: {}, CommentLeakGuard: {}}
+	want := map[string]Counter{CommentTunnelIngress: {}, CommentEgress4: {}, CommentEgress6: {}, CommentMSSClamp4: {}, CommentMSSClamp6: {}, CommentLeakGuard: {}, CommentGuard4: {}, CommentGuard6: {}}
 	if len(got) != len(want) {
 		t.Fatalf("Counters = %v, want keys %v", got, want)
 	}

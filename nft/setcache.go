@@ -7,8 +7,8 @@ import (
 	"github.com/google/nftables"
 )
 
-// setCache is what incremental updates know of crosswire's table without
-// reading it: its set objects, and the intervals of the remote sets as the
+// setCache is what incremental updates know of crosswire's tables (its
+// own and the guard) without reading them: their set objects, and the intervals of the remote sets as the
 // kernel holds them after the last update, parsed and sorted, ready for
 // planning by binary search. It is valid for one ruleset generation. The
 // kernel bumps the generation on every commit in the namespace, so while
@@ -21,19 +21,31 @@ import (
 // than rebuilding them, so one prefix costs O(log n) to plan and a move of
 // the list's tail to record.
 type setCache struct {
-	gen       uint32
+	gen    uint32
+	tables map[string]*tableCache // by table name: crosswire's table and its guard
+}
+
+// tableCache is what a setCache knows of one table.
+type tableCache struct {
 	sets      map[string]*nftables.Set // every set of the table, by name
 	intervals map[string][]interval    // by set name; only sets that are cacheable
 }
 
-// validAt reports whether the cache describes the table at generation gen.
+// validAt reports whether the cache describes the tables at generation gen.
 func (c *setCache) validAt(gen uint32) bool { return c != nil && c.gen == gen }
 
-// tableSets returns the table's sets, from the cache if there is one (c
+func (c *setCache) table(name string) *tableCache {
+	if c == nil {
+		return nil
+	}
+	return c.tables[name]
+}
+
+// tableSets returns the sets of table t, from the cache if there is one (c
 // valid at the current generation), else listed from the kernel.
 func (c *setCache) tableSets(conn *nftables.Conn, t *nftables.Table) (map[string]*nftables.Set, error) {
-	if c != nil {
-		return c.sets, nil
+	if tc := c.table(t.Name); tc != nil {
+		return tc.sets, nil
 	}
 	ok, err := tableExists(conn, t)
 	if err != nil {
@@ -45,18 +57,18 @@ func (c *setCache) tableSets(conn *nftables.Conn, t *nftables.Table) (map[string
 	return listSets(conn, t)
 }
 
-// setIntervals returns the intervals of set, from the cache if it has them
-// (c valid at the current generation), else read from the kernel; and
-// whether edits can keep them up to date after this update.
-func (c *setCache) setIntervals(conn *nftables.Conn, set *nftables.Set) (ivs []interval, keep bool, err error) {
-	if c != nil {
-		if ivs, ok := c.intervals[set.Name]; ok {
+// setIntervals returns the intervals of set in table t, from the cache if
+// it has them (c valid at the current generation), else read from the
+// kernel; and whether edits can keep them up to date after this update.
+func (c *setCache) setIntervals(conn *nftables.Conn, t *nftables.Table, set *nftables.Set) (ivs []interval, keep bool, err error) {
+	if tc := c.table(t.Name); tc != nil {
+		if ivs, ok := tc.intervals[set.Name]; ok {
 			return ivs, true, nil
 		}
 	}
 	els, err := conn.GetSetElements(set)
 	if err != nil {
-		return nil, false, fmt.Errorf("list elements of set %s: %w", set.Name, err)
+		return nil, false, fmt.Errorf("list elements of set %s of table %s: %w", set.Name, t.Name, err)
 	}
 	ivs = parseIntervals(els)
 	return ivs, cacheable(els, ivs), nil
@@ -65,25 +77,32 @@ func (c *setCache) setIntervals(conn *nftables.Conn, set *nftables.Set) (ivs []i
 // setUpdate is one set's part of a committed update: the intervals it was
 // planned from and the plan.
 type setUpdate struct {
-	name string
-	have []interval
-	plan plan
-	keep bool // have can be edited into the kernel's state: see cacheable
+	table, name string
+	have        []interval
+	plan        plan
+	keep        bool // have can be edited into the kernel's state: see cacheable
 }
 
 // next returns the cache once updates are committed and the generation
 // is gen: c (valid before them, or nil) with the updated sets' intervals
-// edited. It reuses c and the interval lists; neither may be used after.
-func (c *setCache) next(gen uint32, sets map[string]*nftables.Set, updates []setUpdate) *setCache {
+// edited; sets holds every updated table's sets, by table name. It reuses
+// c and the interval lists; neither may be used after.
+func (c *setCache) next(gen uint32, sets map[string]map[string]*nftables.Set, updates []setUpdate) *setCache {
 	if c == nil {
-		c = &setCache{sets: sets, intervals: make(map[string][]interval, 2)}
+		c = &setCache{tables: make(map[string]*tableCache, len(sets))}
 	}
 	c.gen = gen
+	for name, s := range sets {
+		if c.tables[name] == nil {
+			c.tables[name] = &tableCache{sets: s, intervals: make(map[string][]interval, 2)}
+		}
+	}
 	for _, u := range updates {
+		tc := c.tables[u.table]
 		if u.keep {
-			c.intervals[u.name] = u.plan.apply(u.have)
+			tc.intervals[u.name] = u.plan.apply(u.have)
 		} else {
-			delete(c.intervals, u.name)
+			delete(tc.intervals, u.name)
 		}
 	}
 	return c

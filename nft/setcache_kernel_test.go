@@ -13,8 +13,9 @@ import (
 )
 
 // TestSetCacheMatchesKernel runs random incremental updates against a
-// real table, with nft writing behind the Manager's back now and then (a
-// hand-made range, a deleted element, an Apply), and checks every step
+// real table and its guard, with nft writing behind the Manager's back now
+// and then (a hand-made range, a deleted element, in either table; an
+// Apply), and checks every step
 // against the kernel: the batch did to the elements just what planning
 // from a fresh read of them, as it was done before the cache, would have
 // done (or failed the same way), and a cache left behind holds exactly
@@ -43,6 +44,7 @@ func TestSetCacheMatchesKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	tables := []string{m.table.Name, m.guard.Name}
 	fromCache, refused, behind := 0, 0, 0
 	for n := range 400 {
 		switch k := r.IntN(40); {
@@ -58,12 +60,12 @@ func TestSetCacheMatchesKernel(t *testing.T) {
 			for range 1 + r.IntN(3000) {
 				hi = hi.Next()
 			}
-			if _, err := ns.try("nft", "add", "element", "inet", "crosswire", "remote4", fmt.Sprintf("{ %s-%s }", lo, hi)); err == nil {
+			if _, err := ns.try("nft", "add", "element", "inet", tables[r.IntN(2)], "remote4", fmt.Sprintf("{ %s-%s }", lo, hi)); err == nil {
 				behind++
 			}
 			continue
 		case k == 5:
-			if _, err := ns.try("nft", "delete", "element", "inet", "crosswire", "remote4", fmt.Sprintf("{ %s }", prefix())); err == nil {
+			if _, err := ns.try("nft", "delete", "element", "inet", tables[r.IntN(2)], "remote4", fmt.Sprintf("{ %s }", prefix())); err == nil {
 				behind++
 			}
 			continue
@@ -75,32 +77,37 @@ func TestSetCacheMatchesKernel(t *testing.T) {
 		if m.cache != nil && m.cache.gen == currentGen(t, m) {
 			fromCache++
 		}
-		before := readRemoteElements(t, m)
+		before := map[string]map[string][]nftables.SetElement{}
+		for _, tn := range tables {
+			before[tn] = readRemoteElements(t, m, tn)
+		}
 		var err error
 		if st.add {
 			err = m.AddRemote(st.ps)
 		} else {
 			err = m.RemoveRemote(st.ps)
 		}
-		after := readRemoteElements(t, m)
 
-		// As it was: plan from the elements read, v4 first, stop at the
-		// first error; the whole batch or nothing.
-		want := map[string][]nftables.SetElement{}
+		// As it was: plan from the elements read, table by table, v4
+		// first, stop at the first error; the whole batch or nothing.
+		want := map[string]map[string][]nftables.SetElement{}
 		var wantErr error
-		for _, name := range []string{SetRemote4, SetRemote6} {
-			ps, have := familyOf(st, name == SetRemote6), parseIntervals(before[name])
-			want[name] = before[name]
-			if len(ps) == 0 || wantErr != nil {
-				continue
-			}
-			if st.add {
-				var del, put []nftables.SetElement
-				if del, put, wantErr = planAddLinear(have, ps); wantErr == nil {
-					want[name] = afterUpdate(before[name], del, put)
+		for _, tn := range tables {
+			want[tn] = map[string][]nftables.SetElement{}
+			for _, name := range []string{SetRemote4, SetRemote6} {
+				ps, have := familyOf(st, name == SetRemote6), parseIntervals(before[tn][name])
+				want[tn][name] = before[tn][name]
+				if len(ps) == 0 || wantErr != nil {
+					continue
 				}
-			} else {
-				want[name] = afterUpdate(before[name], planRemoveLinear(have, ps), nil)
+				if st.add {
+					var del, put []nftables.SetElement
+					if del, put, wantErr = planAddLinear(have, ps); wantErr == nil {
+						want[tn][name] = afterUpdate(before[tn][name], del, put)
+					}
+				} else {
+					want[tn][name] = afterUpdate(before[tn][name], planRemoveLinear(have, ps), nil)
+				}
 			}
 		}
 		if wantErr != nil {
@@ -112,21 +119,27 @@ func TestSetCacheMatchesKernel(t *testing.T) {
 		if (err == nil) != (wantErr == nil) || err != nil && !strings.Contains(err.Error(), wantErr.Error()) {
 			t.Fatalf("step %d (%v): error %v, want %v", n, st, err, wantErr)
 		}
-		for name, els := range want {
-			if got, want := ivString(parseIntervals(after[name])), ivString(parseIntervals(els)); got != want {
-				t.Fatalf("step %d (%v): %s holds\n%s\nwant\n%s", n, st, name, got, want)
+		for _, tn := range tables {
+			after := readRemoteElements(t, m, tn)
+			for name, els := range want[tn] {
+				if got, want := ivString(parseIntervals(after[name])), ivString(parseIntervals(els)); got != want {
+					t.Fatalf("step %d (%v): %s %s holds\n%s\nwant\n%s", n, st, tn, name, got, want)
+				}
 			}
-		}
-
-		if m.cache == nil {
-			continue
-		}
-		if gen := currentGen(t, m); gen != m.cache.gen {
-			t.Fatalf("step %d (%v): generation %d, cache at %d", n, st, gen, m.cache.gen)
-		}
-		for name, ivs := range m.cache.intervals {
-			if got, want := ivString(ivs), ivString(parseIntervals(after[name])); got != want {
-				t.Fatalf("step %d (%v): cache of %s holds\n%s\nthe kernel\n%s", n, st, name, got, want)
+			if m.cache == nil {
+				continue
+			}
+			if gen := currentGen(t, m); gen != m.cache.gen {
+				t.Fatalf("step %d (%v): generation %d, cache at %d", n, st, gen, m.cache.gen)
+			}
+			tc := m.cache.tables[tn]
+			if tc == nil {
+				t.Fatalf("step %d (%v): cache without table %s", n, st, tn)
+			}
+			for name, ivs := range tc.intervals {
+				if got, want := ivString(ivs), ivString(parseIntervals(after[name])); got != want {
+					t.Fatalf("step %d (%v): cache of %s %s holds\n%s\nthe kernel\n%s", n, st, tn, name, got, want)
+				}
 			}
 		}
 	}
@@ -151,16 +164,17 @@ func currentGen(t *testing.T, m *Manager) uint32 {
 	return gen
 }
 
-// readRemoteElements dumps both remote sets' elements on a connection of
-// its own (reading commits nothing, so the cache stays valid).
-func readRemoteElements(t *testing.T, m *Manager) map[string][]nftables.SetElement {
+// readRemoteElements dumps both remote sets' elements of table on a
+// connection of its own (reading commits nothing, so the cache stays
+// valid).
+func readRemoteElements(t *testing.T, m *Manager, table string) map[string][]nftables.SetElement {
 	t.Helper()
 	conn, err := m.conn()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.release(conn.CloseLasting)
-	sets, err := listSets(conn, m.table)
+	sets, err := listSets(conn, &nftables.Table{Name: table, Family: nftables.TableFamilyINet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func TestSetCacheFollowsOtherWriters(t *testing.T) {
 	if m.cache == nil {
 		t.Fatal("cache dropped without another writer")
 	}
-	if cached := m.cache.intervals[SetRemote4]; !reflect.DeepEqual(ivPrefixes(cached), ivPrefixes(fresh)) {
+	if cached := m.cache.tables[m.table.Name].intervals[SetRemote4]; !reflect.DeepEqual(ivPrefixes(cached), ivPrefixes(fresh)) {
 		t.Fatalf("cache holds %v, kernel %v", ivPrefixes(cached), ivPrefixes(fresh))
 	}
 

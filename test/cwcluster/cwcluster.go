@@ -25,11 +25,13 @@ import (
 
 // Defaults the agents run with; tests and the demo read them back.
 const (
-	Iface       = "crosswire0"
-	ListenPort  = 51820
-	Table       = 202
-	NftTable    = "crosswire"
-	DefaultSync = time.Second
+	Iface      = "crosswire0"
+	ListenPort = 51820
+	Table      = 202
+	NftTable   = "crosswire"
+	// NftGuardTable is the guard table the agents program beside NftTable.
+	NftGuardTable = NftTable + "-guard"
+	DefaultSync   = time.Second
 	// HostSocketDir is where `wg` looks for userspace devices.
 	HostSocketDir = "/var/run/wireguard"
 	// MetricsPort serves /metrics, /healthz and /readyz in every node's

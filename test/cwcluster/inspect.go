@@ -8,16 +8,19 @@ import (
 	"github.com/crosswire/crosswire/test/netcluster"
 )
 
-// MarkCounters reads the packet counters of crosswire's rules on a node,
-// keyed by rule comment, with the nft binary an operator would use.
+// MarkCounters reads the packet counters of the rules in crosswire's table
+// and its guard on a node, keyed by rule comment, with the nft binary an
+// operator would use. A missing table has no counters.
 func MarkCounters(n *netcluster.Node) (map[string]uint64, error) {
-	out, err := netcluster.Exec(n.NS, "nft", "-j", "list", "table", "inet", NftTable)
+	out, err := netcluster.Exec(n.NS, "nft", "-j", "list", "ruleset")
 	if err != nil {
 		return nil, err
 	}
 	var doc struct {
 		Nftables []struct {
 			Rule *struct {
+				Family  string                       `json:"family"`
+				Table   string                       `json:"table"`
 				Comment string                       `json:"comment"`
 				Expr    []map[string]json.RawMessage `json:"expr"`
 			} `json:"rule"`
@@ -28,7 +31,7 @@ func MarkCounters(n *netcluster.Node) (map[string]uint64, error) {
 	}
 	counters := map[string]uint64{}
 	for _, item := range doc.Nftables {
-		if item.Rule == nil {
+		if item.Rule == nil || item.Rule.Family != "inet" || item.Rule.Table != NftTable && item.Rule.Table != NftGuardTable {
 			continue
 		}
 		for _, ex := range item.Rule.Expr {

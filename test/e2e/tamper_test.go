@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/crosswire/crosswire/nft"
@@ -14,9 +15,10 @@ import (
 // TestTamperedRoutingLeaksNothing: another program deletes crosswire's
 // policy rules and flushes its routing table on a node. Until the next
 // resync (an hour here), marked pod packets follow the main table's plain
-// host-gw routes to the underlay; the leak guard must drop them, in both
-// families, and count them. Then, with the guard rule deleted too, the
-// same traffic crosses in clear: the capture would have seen a leak.
+// host-gw routes to the underlay; the leak guards (crosswire's mark-based
+// rule and the guard table, whichever runs first) must drop them, in both
+// families, and count them. Then, with both guards deleted too, the same
+// traffic crosses in clear: the capture would have seen a leak.
 func TestTamperedRoutingLeaksNothing(t *testing.T) {
 	e := newEnv(t, netcluster.Options{Nodes: 2, PodsPerNode: 1, Pods: netcluster.DualStack}, "--resync-interval", "1h")
 	c := e.c
@@ -40,7 +42,7 @@ func TestTamperedRoutingLeaksNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	guardBefore := markCounters(t, n1)[nft.CommentLeakGuard]
+	guardBefore := guardDrops(t, n1)
 	cp := c.StartCapture(t)
 	for _, dstIP := range []string{dst.IP.String(), dst.IP6.String()} {
 		if out, err := netcluster.Exec(src.NS, "ping", "-c", "3", "-i", "0.2", "-W", "1", dstIP); err == nil {
@@ -55,14 +57,15 @@ func TestTamperedRoutingLeaksNothing(t *testing.T) {
 	if counts.Plaintext != 0 {
 		t.Errorf("plaintext pod packets on the underlay: %s %v", counts, counts.PlaintextSamples)
 	}
-	dropped := markCounters(t, n1)[nft.CommentLeakGuard] - guardBefore
-	t.Logf("%s: leak guard dropped %d packets", n1.Name, dropped)
+	dropped := guardDrops(t, n1) - guardBefore
+	t.Logf("%s: leak guards dropped %d packets", n1.Name, dropped)
 	if dropped < 6 {
-		t.Errorf("leak guard dropped %d packets, want the 6 echo requests (3 per family)", dropped)
+		t.Errorf("leak guards dropped %d packets, want the 6 echo requests (3 per family)", dropped)
 	}
 
-	// Control: without the guard the same traffic leaks, so the zero above
-	// is the guard's doing.
+	// Control: without the guards the same traffic leaks, so the zero
+	// above is their doing.
+	mustExec(t, n1.NS, "nft", "delete", "table", "inet", cwcluster.NftGuardTable)
 	listing, err := netcluster.Exec(n1.NS, "nft", "-a", "list", "chain", "inet", cwcluster.NftTable, nft.ChainLeakGuard)
 	if err != nil {
 		t.Fatal(err)
@@ -80,9 +83,77 @@ func TestTamperedRoutingLeaksNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("control, guard deleted too: %s", counts)
+	t.Logf("control, guards deleted too: %s", counts)
 	if counts.Plaintext == 0 {
-		t.Errorf("control: no plaintext without the guard either (%s); the test no longer proves the guard", counts)
+		t.Errorf("control: no plaintext without the guards either (%s); the test no longer proves them", counts)
+	}
+}
+
+// guardDrops is what both leak guards on n have dropped: crosswire's
+// mark-based rule and the guard table's rules.
+func guardDrops(t *testing.T, n *netcluster.Node) uint64 {
+	c := markCounters(t, n)
+	return c[nft.CommentLeakGuard] + c[nft.CommentGuard4] + c[nft.CommentGuard6]
+}
+
+// TestNftTableTamperedLeaksNothing: another program flushes, or deletes,
+// crosswire's nft table on a node. Nothing marks pod traffic any more, so
+// it follows the main table's plain host-gw routes to the underlay until
+// the next resync (an hour here); the guard table must drop it, in both
+// families, and count it. Then, with the guard table deleted too, the same
+// traffic crosses in clear: the capture would have seen a leak.
+func TestNftTableTamperedLeaksNothing(t *testing.T) {
+	e := newEnv(t, netcluster.Options{Nodes: 2, PodsPerNode: 1, Pods: netcluster.DualStack}, "--resync-interval", "1h")
+	c := e.c
+	n1, n2 := c.Nodes[0], c.Nodes[1]
+	src, dst := n1.Pods[0], n2.Pods[0]
+	encryptedPodTraffic(t, c, 9410, ip4, ip6)
+
+	for _, tamper := range [][]string{
+		{"nft", "flush", "table", "inet", cwcluster.NftTable},
+		{"nft", "delete", "table", "inet", cwcluster.NftTable},
+	} {
+		t.Run(strings.Join(tamper[1:3], " "), func(t *testing.T) {
+			mustExec(t, n1.NS, tamper...)
+			before := markCounters(t, n1)
+			cp := c.StartCapture(t)
+			for _, dstIP := range []string{dst.IP.String(), dst.IP6.String()} {
+				if out, err := netcluster.Exec(src.NS, "ping", "-c", "3", "-i", "0.2", "-W", "1", dstIP); err == nil {
+					t.Errorf("ping %s answered with crosswire's table gone (nothing marks it for the tunnel):\n%s", dstIP, out)
+				}
+			}
+			counts, err := cp.Stop()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("underlay after %q on %s: %s", strings.Join(tamper, " "), n1.Name, counts)
+			if counts.Plaintext != 0 {
+				t.Errorf("plaintext pod packets on the underlay: %s %v", counts, counts.PlaintextSamples)
+			}
+			after := markCounters(t, n1)
+			for _, cm := range []string{nft.CommentGuard4, nft.CommentGuard6} {
+				if d := after[cm] - before[cm]; d < 3 {
+					t.Errorf("guard rule %q dropped %d packets, want the 3 echo requests", cm, d)
+				}
+			}
+			// Repaired by a restart, as the next resync would.
+			e.stopAgent(n1, syscall.SIGTERM)
+			e.startAgent(n1)
+			assertEncrypted(t, c)
+		})
+	}
+
+	mustExec(t, n1.NS, "nft", "flush", "table", "inet", cwcluster.NftTable)
+	mustExec(t, n1.NS, "nft", "delete", "table", "inet", cwcluster.NftGuardTable)
+	cp := c.StartCapture(t)
+	_, _ = netcluster.Exec(src.NS, "ping", "-c", "2", "-i", "0.2", "-W", "1", dst.IP.String())
+	counts, err := cp.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("control, both tables gone: %s", counts)
+	if counts.Plaintext == 0 {
+		t.Errorf("control: no plaintext without the guard table either (%s); the test no longer proves it", counts)
 	}
 }
 
