@@ -94,8 +94,8 @@ func (m *Manager) tables() [2]*nftables.Table { return [2]*nftables.Table{m.tabl
 // batch can leave unread acks on its socket; a Conn (and socket) per
 // operation means a batch that fails to build is dropped, never half-sent
 // by the next operation, and no stale ack is read by it.
-func (m *Manager) conn() (*nftables.Conn, error) {
-	c, err := nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(m.netnsFD))
+func (m *Manager) conn(opts ...nftables.ConnOption) (*nftables.Conn, error) {
+	c, err := nftables.New(append([]nftables.ConnOption{nftables.AsLasting(), nftables.WithNetNSFd(m.netnsFD)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("nftables connection: %w", err)
 	}
@@ -174,7 +174,7 @@ func (m *Manager) Apply(st State) error {
 	}
 	defer m.mu.Unlock()
 
-	conn, err := m.conn()
+	conn, err := m.conn(nftables.WithSockOptions(sendBuffer(applyBufferSize(rss))))
 	if err != nil {
 		return err
 	}

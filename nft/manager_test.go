@@ -2,6 +2,7 @@ package nft
 
 import (
 	"errors"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -359,4 +360,28 @@ func TestClosedManagerRefuses(t *testing.T) {
 	if err := m.Apply(State{}); err == nil {
 		t.Fatal("Apply after Close succeeded")
 	}
+}
+
+// A cluster far larger than one default socket buffer holds in one batch
+// (about 5000 IPv4 prefixes) is still applied in one transaction, read
+// back in sync and updated incrementally.
+func TestApplyLargerThanDefaultSocketBuffer(t *testing.T) {
+	ns := newNS(t)
+	m := newTestManager(t, ns)
+	st := State{Local: pfx("10.244.0.0/24", "fd00:244::/64")}
+	for i := range 8000 {
+		st.Remote = append(st.Remote,
+			netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(64 + i/256), byte(i % 256), 0}), 24),
+			netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, 0, 2: byte(i >> 8), 3: byte(i)}), 64))
+	}
+	if err := m.Apply(st); err != nil {
+		t.Fatalf("Apply of %d remote prefixes: %v", len(st.Remote), err)
+	}
+	assertNoDrift(t, m, st)
+	extra := pfx("10.200.0.0/24")
+	if err := m.AddRemote(extra); err != nil {
+		t.Fatal(err)
+	}
+	st.Remote = append(st.Remote, extra...)
+	assertNoDrift(t, m, st)
 }
