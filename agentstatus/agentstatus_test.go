@@ -154,6 +154,9 @@ func (f *fakeRules) Counters() (map[string]nft.Counter, error) {
 	return map[string]nft.Counter{
 		nft.CommentEgress4: {Packets: 42, Bytes: 4200}, nft.CommentEgress6: {Packets: 0},
 		nft.CommentTunnelIngress: {Packets: 40}, nft.CommentMSSClamp4: {Packets: 3},
+		// Drops: each family of a rule counts under the rule's key.
+		nft.CommentLeakGuard: {Packets: 3}, nft.CommentGuard4: {Packets: 2}, nft.CommentGuard6: {Packets: 5},
+		nft.CommentStrictIngress6: {Packets: 1},
 	}, nil
 }
 
@@ -267,6 +270,7 @@ datapath:
   last repair: policy rule missing
   nft sets: local4 1, local6 0, remote4 2, remote6 0
   marked packets: egress4 42, egress6 0, tunnel ingress 40
+  dropped packets: leak guard 3, guard table 7, strict ingress 1
 
 PEER   ENDPOINT             POD CIDRS      HANDSHAKE  RX        TX        STATE
 node2  192.168.77.12:51820  10.244.2.0/24  42s ago    2.00 KiB  3.00 MiB  ok
@@ -360,6 +364,11 @@ crosswire_peer_transmit_bytes_total{peer="node6"} 600
 # TYPE crosswire_marked_packets_total counter
 crosswire_marked_packets_total{family="ipv4"} 42
 crosswire_marked_packets_total{family="ipv6"} 0
+# HELP crosswire_dropped_packets_total Pod packets dropped rather than sent in clear, by rule (leak_guard, guard_table: crosswire's routing or table was changed by another program; strict_ingress: plaintext from a remote pod CIDR), as of the last resync (resets when a table is replaced).
+# TYPE crosswire_dropped_packets_total counter
+crosswire_dropped_packets_total{rule="guard_table"} 7
+crosswire_dropped_packets_total{rule="leak_guard"} 3
+crosswire_dropped_packets_total{rule="strict_ingress"} 1
 # HELP crosswire_rejected_nodes Nodes left out of the desired state, by reason group.
 # TYPE crosswire_rejected_nodes gauge
 crosswire_rejected_nodes{reason="cidr"} 0
@@ -408,7 +417,7 @@ crosswire_reconcile_errors_total 1
 crosswire_drift_repairs_total 1
 `
 	names := []string{"crosswire_peers", "crosswire_peer_last_handshake_seconds", "crosswire_peer_receive_bytes_total",
-		"crosswire_peer_transmit_bytes_total", "crosswire_marked_packets_total", "crosswire_rejected_nodes",
+		"crosswire_peer_transmit_bytes_total", "crosswire_marked_packets_total", "crosswire_dropped_packets_total", "crosswire_rejected_nodes",
 		"crosswire_peer_handshake_age_seconds", "crosswire_tunnel_receive_bytes_total", "crosswire_tunnel_transmit_bytes_total",
 		"crosswire_wireguard_peers_configured", "crosswire_wireguard_last_read_timestamp_seconds",
 		"crosswire_reconcile_total", "crosswire_reconcile_errors_total", "crosswire_drift_repairs_total"}

@@ -72,6 +72,8 @@ var (
 		"Bytes sent to the peer through the tunnel, handshakes included (WireGuard tx_bytes); with --metrics-per-peer.", []string{"peer"}, nil)
 	descMarked = prometheus.NewDesc("crosswire_marked_packets_total",
 		"Pod packets marked for the tunnel by the egress rule of each family, as of the last resync (resets when the table is replaced).", []string{"family"}, nil)
+	descDropped = prometheus.NewDesc("crosswire_dropped_packets_total",
+		"Pod packets dropped rather than sent in clear, by rule (leak_guard, guard_table: crosswire's routing or table was changed by another program; strict_ingress: plaintext from a remote pod CIDR), as of the last resync (resets when a table is replaced).", []string{"rule"}, nil)
 	descRefused = prometheus.NewDesc("crosswire_ondemand_activations_refused_total",
 		"With --on-demand-peers: datagrams from unconfigured peers' addresses refused a peer activation, by reason (replay: copies of recent handshake initiations, dropped).", []string{"reason"}, nil)
 	descRejected = prometheus.NewDesc("crosswire_rejected_nodes",
@@ -174,6 +176,7 @@ func (m *Metrics) Refresh() {
 		states: map[string]int{}, rejected: map[controller.ReasonGroup]int{},
 		ageBuckets: make(map[float64]uint64, len(handshakeAgeBuckets)),
 		marked:     map[string]uint64{},
+		dropped:    map[string]uint64{},
 	}
 	for _, b := range handshakeAgeBuckets {
 		v.ageBuckets[b] = 0 // an empty bucket is exported too
@@ -214,6 +217,9 @@ func (m *Metrics) Refresh() {
 	}
 	// Both families always: 0 until the table was read back.
 	v.marked["ipv4"], v.marked["ipv6"] = r.MarkCounters["egress4"], r.MarkCounters["egress6"]
+	for _, k := range DropCounterKeys {
+		v.dropped[k] = r.DropCounters[k]
+	}
 	m.view.Store(v)
 }
 
@@ -229,6 +235,7 @@ type view struct {
 	ageBuckets map[float64]uint64 // cumulative
 	rx, tx     uint64
 	marked     map[string]uint64 // by family
+	dropped    map[string]uint64 // by rule: DropCounterKeys
 	peers      []peerSeries      // only with PerPeer
 	pqPeers    []pqSeries        // only with PerPeer and --post-quantum
 }
@@ -245,7 +252,7 @@ func Label(state string) string { return strings.ReplaceAll(state, " ", "_") }
 type collector Metrics
 
 func (c *collector) descs() []*prometheus.Desc {
-	d := []*prometheus.Desc{descConfigured, descRead, descPeers, descHandshakeAge, descRxTotal, descTxTotal, descMarked, descRejected, descRefused}
+	d := []*prometheus.Desc{descConfigured, descRead, descPeers, descHandshakeAge, descRxTotal, descTxTotal, descMarked, descDropped, descRejected, descRefused}
 	if c.perPeer {
 		d = append(d, descHandshake, descRx, descTx)
 	}
@@ -290,6 +297,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for family, n := range v.marked {
 		ch <- prometheus.MustNewConstMetric(descMarked, prometheus.CounterValue, float64(n), family)
+	}
+	for rule, n := range v.dropped {
+		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), rule)
 	}
 	for _, p := range v.peers {
 		ch <- prometheus.MustNewConstMetric(descHandshake, prometheus.GaugeValue, p.handshake, p.name)

@@ -58,6 +58,15 @@ type Report struct {
 	// back from the kernel: egress4, egress6, tunnel_ingress. They restart
 	// from 0 whenever the table is replaced.
 	MarkCounters map[string]uint64 `json:"mark_counters"`
+	// DropCounters are the packet counters of the rules that drop pod
+	// traffic rather than let it cross in clear, both families summed:
+	// leak_guard (marked for the tunnel, about to leave by another device:
+	// policy routing lost), guard_table (local pod to remote pod leaving
+	// by another device: crosswire's table lost or edited), strict_ingress
+	// (plaintext from a remote pod CIDR, --strict). Anything but 0 in the
+	// first two means another program changed crosswire's routing or
+	// table. They restart from 0 whenever a table is replaced.
+	DropCounters map[string]uint64 `json:"drop_counters"`
 	// Errors lists what could not be read for this report (the device or
 	// the table); the rest of the report is still valid.
 	Errors []string `json:"errors,omitempty"`

@@ -54,6 +54,20 @@ var markCounterKeys = map[string]string{
 	nft.CommentTunnelIngress: "tunnel_ingress",
 }
 
+// Drop counter keys in Report.DropCounters, by nftables rule comment:
+// every rule that drops pod traffic to keep it off the underlay in clear.
+// Both families of a rule count under one key.
+var dropCounterKeys = map[string]string{
+	nft.CommentLeakGuard:      "leak_guard",
+	nft.CommentGuard4:         "guard_table",
+	nft.CommentGuard6:         "guard_table",
+	nft.CommentStrictIngress4: "strict_ingress",
+	nft.CommentStrictIngress6: "strict_ingress",
+}
+
+// DropCounterKeys are the keys of Report.DropCounters, each always present.
+var DropCounterKeys = []string{"leak_guard", "guard_table", "strict_ingress"}
+
 // Source builds reports: fresh ones (Report, for `crosswire status`) and
 // snapshots of what the datapath last read (Snapshot, for metrics).
 // Neither advances the Tracker: it observes the device's own reads
@@ -202,7 +216,7 @@ func (s *Source) build(rd reading) Report {
 			LastError: st.LastError, Applies: st.Applies, Errors: st.Errors,
 			DriftRepairs: st.DriftRepairs, LastRepairs: st.LastRepairs,
 		},
-		Sets: map[string]int{}, MarkCounters: map[string]uint64{},
+		Sets: map[string]int{}, MarkCounters: map[string]uint64{}, DropCounters: map[string]uint64{},
 	}
 	r.ActivationsRefused = s.activationsRefused()
 	if !st.LastApply.IsZero() {
@@ -246,6 +260,12 @@ func (s *Source) build(rd reading) Report {
 			if c, ok := rd.counters[comment]; ok {
 				r.MarkCounters[key] = c.Packets
 			}
+		}
+		for _, key := range DropCounterKeys {
+			r.DropCounters[key] = 0
+		}
+		for comment, key := range dropCounterKeys {
+			r.DropCounters[key] += rd.counters[comment].Packets
 		}
 	}
 	s.addPQ(&r)

@@ -132,6 +132,9 @@ func TestDocsStatusJSONFields(t *testing.T) {
 	for k := range r.MarkCounters {
 		want = append(want, k)
 	}
+	for k := range r.DropCounters {
+		want = append(want, k)
+	}
 	slices.Sort(documented)
 	slices.Sort(want)
 	documented, want = slices.Compact(documented), slices.Compact(want)
