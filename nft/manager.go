@@ -58,6 +58,7 @@ type Manager struct {
 	genSock *netlink.Conn            // for generation queries; generation.go
 	updConn *nftables.Conn           // incremental updates' socket, kept open; incremental.go
 	last    atomic.Pointer[Readback] // what the last Drift read; drift.go
+	ports   portIDs                  // of the sockets conn opened; watch.go
 
 	// Sockets release has yet to close.
 	pendingMu   sync.Mutex
@@ -95,7 +96,8 @@ func (m *Manager) tables() [2]*nftables.Table { return [2]*nftables.Table{m.tabl
 // operation means a batch that fails to build is dropped, never half-sent
 // by the next operation, and no stale ack is read by it.
 func (m *Manager) conn(opts ...nftables.ConnOption) (*nftables.Conn, error) {
-	c, err := nftables.New(append([]nftables.ConnOption{nftables.AsLasting(), nftables.WithNetNSFd(m.netnsFD)}, opts...)...)
+	c, err := nftables.New(append([]nftables.ConnOption{nftables.AsLasting(), nftables.WithNetNSFd(m.netnsFD),
+		nftables.WithSockOptions(m.recordPort)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("nftables connection: %w", err)
 	}

@@ -29,7 +29,8 @@ type Engine struct {
 	log     *zap.Logger
 	now     func() time.Time
 
-	kick chan struct{}
+	kick   chan struct{}
+	repair chan struct{} // Resync
 
 	mu      sync.Mutex
 	want    wanted
@@ -40,6 +41,7 @@ type Engine struct {
 	applied      *appliedState
 	handshook    bool
 	retryBackoff time.Duration
+	lastRepair   time.Time // when a Resync request last ran
 }
 
 // appliedState is what the last successful apply left in the kernel.
@@ -74,7 +76,7 @@ func New(cfg Config, d Deps) (*Engine, error) {
 	return &Engine{
 		cfg: cfg, rules: d.Rules, tunnel: d.Tunnel, router: d.Router,
 		sysctls: d.Sysctls, log: d.Log, now: time.Now,
-		kick: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), repair: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -105,6 +107,21 @@ func (e *Engine) Change(c Delta) {
 	e.poke()
 }
 
+// Resync asks for a full reconcile now rather than at the next resync
+// tick: the kernel was changed behind the engine (nft.Manager.Watch). At
+// most one such reconcile runs per minRepairGap, so a program that keeps
+// rewriting crosswire's objects cannot keep the engine busy; requests in
+// between are folded into one at the end of the gap.
+func (e *Engine) Resync() {
+	select {
+	case e.repair <- struct{}{}:
+	default:
+	}
+}
+
+// minRepairGap spaces the reconciles Resync asks for.
+const minRepairGap = time.Second
+
 func (e *Engine) poke() {
 	select {
 	case e.kick <- struct{}{}:
@@ -117,7 +134,7 @@ func (e *Engine) poke() {
 func (e *Engine) Run(ctx context.Context) error {
 	resync := time.NewTicker(e.cfg.ResyncInterval)
 	defer resync.Stop()
-	var retry <-chan time.Time
+	var retry, repairLater <-chan time.Time
 	for {
 		full := false
 		select {
@@ -128,6 +145,17 @@ func (e *Engine) Run(ctx context.Context) error {
 			full = true
 		case <-retry:
 			full = true
+		case <-e.repair:
+			if wait := minRepairGap - e.now().Sub(e.lastRepair); wait > 0 {
+				if repairLater == nil {
+					repairLater = time.After(wait)
+				}
+				continue
+			}
+			full, e.lastRepair = true, e.now()
+		case <-repairLater:
+			repairLater = nil
+			full, e.lastRepair = true, e.now()
 		}
 		retry = nil
 		if err := e.reconcile(full); err != nil {

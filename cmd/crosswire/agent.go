@@ -230,6 +230,10 @@ func runAgent(ctx context.Context, o *options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return engine.Run(gctx) })
 	g.Go(func() error { return watchDevice(gctx, dev) })
+	g.Go(func() error {
+		watchTables(gctx, rules, engine.Resync, log.Named("engine"))
+		return nil
+	})
 	if pq != nil {
 		g.Go(func() error { return pq.run(gctx) })
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/crosswire/crosswire/nft"
 	"github.com/crosswire/crosswire/test/cwcluster"
@@ -97,23 +98,50 @@ func guardDrops(t *testing.T, n *netcluster.Node) uint64 {
 }
 
 // TestNftTableTamperedLeaksNothing: another program flushes, or deletes,
-// crosswire's nft table on a node. Nothing marks pod traffic any more, so
-// it follows the main table's plain host-gw routes to the underlay until
-// the next resync (an hour here); the guard table must drop it, in both
-// families, and count it. Then, with the guard table deleted too, the same
-// traffic crosses in clear: the capture would have seen a leak.
+// crosswire's nft table on a node. A running agent hears of it from the
+// kernel's nftables notifications and repairs at once, not at its next
+// resync (an hour here). With no agent running (stopped, the datapath left
+// in place), nothing marks pod traffic any more, so it follows the main
+// table's plain host-gw routes to the underlay; the guard table must drop
+// it, in both families, and count it. Then, with the guard table deleted
+// too, the same traffic crosses in clear: the capture would have seen a
+// leak.
 func TestNftTableTamperedLeaksNothing(t *testing.T) {
 	e := newEnv(t, netcluster.Options{Nodes: 2, PodsPerNode: 1, Pods: netcluster.DualStack}, "--resync-interval", "1h")
 	c := e.c
 	n1, n2 := c.Nodes[0], c.Nodes[1]
 	src, dst := n1.Pods[0], n2.Pods[0]
 	encryptedPodTraffic(t, c, 9410, ip4, ip6)
-
-	for _, tamper := range [][]string{
+	tampers := [][]string{
 		{"nft", "flush", "table", "inet", cwcluster.NftTable},
 		{"nft", "delete", "table", "inet", cwcluster.NftTable},
-	} {
-		t.Run(strings.Join(tamper[1:3], " "), func(t *testing.T) {
+	}
+	marking := func() error {
+		return contains(n1, "ip saddr @local4 ip daddr @remote4", "nft", "list", "table", "inet", cwcluster.NftTable)
+	}
+
+	for _, tamper := range tampers {
+		t.Run("agent running, "+strings.Join(tamper[1:3], " "), func(t *testing.T) {
+			cp := c.StartCapture(t)
+			ping := netcluster.StartPinger(t, "node1->node2", src.NS, dst.IP)
+			mustExec(t, n1.NS, tamper...)
+			start := time.Now()
+			eventually(t, 5*time.Second, "repaired without a resync", marking)
+			t.Logf("%q repaired %v later", strings.Join(tamper, " "), time.Since(start).Round(time.Millisecond))
+			eventually(t, 5*time.Second, "pings flow after the repair", func() error {
+				if !ping.RepliedSince(time.Now().Add(-200 * time.Millisecond)) {
+					return errString("no reply since the repair")
+				}
+				return nil
+			})
+			ping.Stop()
+			stopEncrypted(t, cp, "the tampering and the repair")
+		})
+	}
+
+	e.stopAgent(n1, syscall.SIGTERM)
+	for _, tamper := range tampers {
+		t.Run("agent stopped, "+strings.Join(tamper[1:3], " "), func(t *testing.T) {
 			mustExec(t, n1.NS, tamper...)
 			before := markCounters(t, n1)
 			cp := c.StartCapture(t)
@@ -136,10 +164,9 @@ func TestNftTableTamperedLeaksNothing(t *testing.T) {
 					t.Errorf("guard rule %q dropped %d packets, want the 3 echo requests", cm, d)
 				}
 			}
-			// Repaired by a restart, as the next resync would.
-			e.stopAgent(n1, syscall.SIGTERM)
 			e.startAgent(n1)
 			assertEncrypted(t, c)
+			e.stopAgent(n1, syscall.SIGTERM)
 		})
 	}
 
@@ -155,6 +182,11 @@ func TestNftTableTamperedLeaksNothing(t *testing.T) {
 	if counts.Plaintext == 0 {
 		t.Errorf("control: no plaintext without the guard table either (%s); the test no longer proves it", counts)
 	}
+	// Until its first apply a starting agent leaves in place what it
+	// finds: here, nothing.
+	e.startAgent(n1)
+	eventually(t, 10*time.Second, "tables restored", marking)
+	assertEncrypted(t, c)
 }
 
 func lineContaining(s, sub string) string {
