@@ -65,7 +65,10 @@ func TestTamperedRoutingLeaksNothing(t *testing.T) {
 	}
 
 	// Control: without the guards the same traffic leaks, so the zero
-	// above is their doing.
+	// above is their doing. The agent is stopped first (the datapath stays
+	// as it is): it would repair its nft tables, and with them the routing,
+	// as soon as they changed.
+	e.stopAgent(n1, syscall.SIGTERM)
 	mustExec(t, n1.NS, "nft", "delete", "table", "inet", cwcluster.NftGuardTable)
 	listing, err := netcluster.Exec(n1.NS, "nft", "-a", "list", "chain", "inet", cwcluster.NftTable, nft.ChainLeakGuard)
 	if err != nil {
