@@ -3,6 +3,7 @@ package nft
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 )
 
 // DefaultTable is the table name used when Config.Table is empty.
@@ -26,6 +27,13 @@ type Config struct {
 	// packet from a remote pod CIDR to a local pod that did not come out of
 	// the tunnel was sent in clear and is dropped.
 	Strict bool
+	// ClusterCIDRs are the cluster's pod address ranges (every node's pod
+	// CIDR lies inside one). In strict mode the guard table drops a local
+	// pod's traffic to any address in them that is not local and does not
+	// leave by the tunnel: a pod CIDR this node does not know yet (a Node
+	// that joined while the agent was down or could not apply) is not
+	// reached in clear. Ignored without Strict.
+	ClusterCIDRs []netip.Prefix
 }
 
 // withDefaults fills the fields that have a documented default.
@@ -55,6 +63,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("tunnel interface name must not be empty"))
 	case len(c.TunnelIface) > maxIfaceLen:
 		errs = append(errs, fmt.Errorf("tunnel interface name %q longer than %d bytes", c.TunnelIface, maxIfaceLen))
+	}
+	if _, _, err := normalize(c.ClusterCIDRs); err != nil {
+		errs = append(errs, fmt.Errorf("cluster CIDRs: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid nft config: %w", err)

@@ -17,8 +17,16 @@ const ChainGuard = "guard"
 
 // Comments of the guard table's rules (and its counters).
 const (
-	CommentGuard4 = "crosswire: guard: drop local pod -> remote pod (IPv4) leaving by a device other than the tunnel"
-	CommentGuard6 = "crosswire: guard: drop local pod -> remote pod (IPv6) leaving by a device other than the tunnel"
+	CommentGuard4        = "crosswire: guard: drop local pod -> remote pod (IPv4) leaving by a device other than the tunnel"
+	CommentGuard6        = "crosswire: guard: drop local pod -> remote pod (IPv6) leaving by a device other than the tunnel"
+	CommentGuardCluster4 = "crosswire: guard: strict: drop local pod -> non-local cluster address (IPv4) not leaving by the tunnel"
+	CommentGuardCluster6 = "crosswire: guard: strict: drop local pod -> non-local cluster address (IPv6) not leaving by the tunnel"
+)
+
+// Names of the guard table's sets of cluster ranges (Config.ClusterCIDRs).
+const (
+	SetCluster4 = "cluster4"
+	SetCluster6 = "cluster6"
 )
 
 // GuardTable is the name of the guard table for cfg.
@@ -68,15 +76,26 @@ func RenderGuard(cfg Config, st State) (*Ruleset, error) {
 		},
 		Chains: []ChainSpec{guardChain(cfg)},
 	}
+	if strictCluster(cfg) {
+		cluster4, cluster6, err := normalize(cfg.ClusterCIDRs)
+		if err != nil {
+			return nil, fmt.Errorf("cluster CIDRs: %w", err)
+		}
+		rs.Sets = append(rs.Sets,
+			addrSet(SetCluster4, "crosswire guard: the cluster's IPv4 pod ranges (strict)", nftables.TypeIPAddr, cluster4),
+			addrSet(SetCluster6, "crosswire guard: the cluster's IPv6 pod ranges (strict)", nftables.TypeIP6Addr, cluster6))
+	}
 	if err := rs.check(); err != nil {
 		return nil, err
 	}
 	return rs, nil
 }
 
+func strictCluster(cfg Config) bool { return cfg.Strict && len(cfg.ClusterCIDRs) > 0 }
+
 func guardChain(cfg Config) ChainSpec {
 	notTunnel := ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, cfg.TunnelIface)
-	return ChainSpec{
+	c := ChainSpec{
 		Name:     ChainGuard,
 		Type:     nftables.ChainTypeFilter,
 		Hook:     *nftables.ChainHookForward,
@@ -93,6 +112,29 @@ func guardChain(cfg Config) ChainSpec {
 			},
 		},
 	}
+	if strictCluster(cfg) {
+		// Strict: a Node this agent has not applied yet is in no set, so
+		// its pods would be reached in clear; anything in the cluster's
+		// ranges but this node's own must leave by the tunnel:
+		//   ip saddr @local4 ip daddr @cluster4 ip daddr != @local4 oifname != "<tunnel>" counter drop
+		c.Rules = append(c.Rules,
+			RuleSpec{
+				Comment: CommentGuardCluster4,
+				Exprs:   concat(matchNfproto(unix.NFPROTO_IPV4), lookupAddr(ipv4Saddr, SetLocal4), lookupAddr(ipv4Daddr, SetCluster4), lookupAddrNot(ipv4Daddr, SetLocal4), notTunnel, counterAndDrop()),
+			},
+			RuleSpec{
+				Comment: CommentGuardCluster6,
+				Exprs:   concat(matchNfproto(unix.NFPROTO_IPV6), lookupAddr(ipv6Saddr, SetLocal6), lookupAddr(ipv6Daddr, SetCluster6), lookupAddrNot(ipv6Daddr, SetLocal6), notTunnel, counterAndDrop()),
+			})
+	}
+	return c
+}
+
+// lookupAddrNot is lookupAddr negated: the address is not in set.
+func lookupAddrNot(f addrField, set string) []expr.Any {
+	e := lookupAddr(f, set)
+	e[1].(*expr.Lookup).Invert = true
+	return e
 }
 
 // renderAll is what the Manager programs: crosswire's table, then its

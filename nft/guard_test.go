@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"net/netip"
 	"reflect"
 	"slices"
 	"strconv"
@@ -175,5 +176,88 @@ func TestGuardTableKeepsDatapathClosed(t *testing.T) {
 	}
 	if got := arrived() - before; got != 1 {
 		t.Errorf("control: %d echo requests reached the remote pod, want 1", got)
+	}
+}
+
+// In strict mode with the cluster's ranges configured, the guard also
+// drops a local pod's traffic to a cluster address no set knows (a Node
+// that joined while the agent could not apply), unless it leaves by the
+// tunnel; without strict, or without the ranges, it does not.
+func TestGuardClusterRanges(t *testing.T) {
+	cfg := validConfig()
+	cfg.ClusterCIDRs = pfx("10.244.0.0/16", "fd00:10:244::/48")
+	plain, err := RenderGuard(cfg, testState())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Set(SetCluster4) != nil || len(plain.Chains[0].Rules) != 2 {
+		t.Fatal("cluster ranges used without strict mode")
+	}
+	cfg.Strict = true
+	rs, err := RenderGuard(cfg, testState())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := rs.Set(SetCluster4); s == nil || !slices.Equal(s.Prefixes, pfx("10.244.0.0/16")) {
+		t.Fatalf("cluster4 = %+v", s)
+	}
+	if s := rs.Set(SetCluster6); s == nil || !slices.Equal(s.Prefixes, pfx("fd00:10:244::/48")) {
+		t.Fatalf("cluster6 = %+v", s)
+	}
+	var comments []string
+	for _, r := range rs.Chains[0].Rules {
+		comments = append(comments, r.Comment)
+	}
+	if want := []string{CommentGuard4, CommentGuard6, CommentGuardCluster4, CommentGuardCluster6}; !slices.Equal(comments, want) {
+		t.Fatalf("rules %q, want %q", comments, want)
+	}
+	bad := validConfig()
+	bad.ClusterCIDRs = []netip.Prefix{{}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "cluster CIDRs") {
+		t.Fatalf("Validate of an invalid cluster CIDR = %v", err)
+	}
+
+	lab := newForwardLab(t)
+	// A pod CIDR of the cluster that no set holds yet, on the underlay.
+	lab.under.run(t, "ip", "addr", "add", "10.244.9.10/32", "dev", "ue")
+	lab.node.run(t, "ip", "route", "add", "10.244.9.10/32", "dev", "eth0")
+	lab.tun.run(t, "ip", "addr", "add", "10.244.9.11/32", "dev", "tp")
+	lab.node.run(t, "ip", "route", "add", "10.244.9.11/32", "dev", "crosswire0")
+	st := State{Local: pfx("10.244.1.0/24"), Remote: pfx("10.244.2.0/24")}
+	ping := func(addr string) error {
+		_, err := lab.pod.try("ping", "-c", "1", "-W", "1", addr)
+		return err
+	}
+	for _, strict := range []bool{false, true} {
+		c := cfg
+		c.Strict = strict
+		m, err := New(c, WithNetNS(lab.node.fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		if err := m.Apply(st); err != nil {
+			t.Fatal(err)
+		}
+		err = ping("10.244.9.10")
+		counters, cerr := m.Counters()
+		if cerr != nil {
+			t.Fatal(cerr)
+		}
+		switch {
+		case !strict && err != nil:
+			t.Errorf("non-strict: a pod CIDR no set holds was not reached (the control): %v", err)
+		case strict && err == nil:
+			t.Error("strict: a local pod reached an unknown cluster address over the underlay")
+		case strict && counters[CommentGuardCluster4].Packets != 1:
+			t.Errorf("strict: cluster rule counted %d drops, want 1", counters[CommentGuardCluster4].Packets)
+		}
+		if err := ping("10.244.9.11"); err != nil {
+			t.Errorf("strict %t: ping leaving by the tunnel device: %v", strict, err)
+		}
+		if err := ping("10.244.1.1"); err != nil {
+			t.Errorf("strict %t: ping to this node: %v", strict, err)
+		}
+		assertNoDrift(t, m, st)
 	}
 }

@@ -43,6 +43,7 @@ func newAgentCommand() *cobra.Command {
 	fs.StringVar(&o.nodesFile, "nodes-file", o.nodesFile, "read Nodes from this Kubernetes NodeList (YAML or JSON) instead of the API server")
 	fs.BoolVar(&o.onDemand, "on-demand-peers", o.onDemand, "configure a node's WireGuard peer only while there is traffic with it (the first packet either way configures it; --peer-idle-timeout removes it again): saves ~30 KiB and two goroutines per idle node, for clusters of a thousand nodes and more")
 	fs.DurationVar(&o.peerIdle, "peer-idle-timeout", o.peerIdle, "with --on-demand-peers: remove a peer after this long without a handshake or traffic (at least 10s)")
+	fs.Var(&o.clusterCIDRs, "cluster-cidrs", "with --strict: the cluster's pod address ranges, comma-separated (e.g. 10.244.0.0/16,fd00:10:244::/56): a local pod's traffic to any address in them that is not local and not leaving by the tunnel is dropped, so a Node this agent has not applied yet is not reached in clear")
 	fs.BoolVar(&o.strict, "strict", o.strict, "fail closed for nodes without a key too: drop pod traffic to a known node until it has a key, and drop plaintext from remote pod CIDRs to local pods (see docs/design.md before enabling on a running cluster)")
 	o.serve.flags(fs)
 	o.pq.flags(fs)

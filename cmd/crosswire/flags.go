@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -35,6 +37,7 @@ type options struct {
 	kubeconfig   string
 	serve        serveOptions // serve.go: metrics, health, status socket
 	strict       bool
+	clusterCIDRs prefixList
 	onDemand     bool
 	peerIdle     time.Duration
 	pq           pqOptions // pq.go: --post-quantum, --pq-port, --pq-rotate
@@ -85,7 +88,7 @@ func (o *options) proxyConfig() proxy.Config {
 }
 
 func (o *options) nftConfig() nft.Config {
-	return nft.Config{Table: o.nftTable, Mark: uint32(o.mark), Mask: uint32(o.mask), TunnelIface: o.iface, Strict: o.strict}
+	return nft.Config{Table: o.nftTable, Mark: uint32(o.mark), Mask: uint32(o.mask), TunnelIface: o.iface, Strict: o.strict, ClusterCIDRs: o.clusterCIDRs}
 }
 
 func (o *options) keyFile() string { return filepath.Join(o.stateDir, "private.key") }
@@ -113,6 +116,34 @@ func (o *options) validate() error {
 		// traffic, keepalive 10 s) a busy peer could be trimmed between two
 		// checks of its counters.
 		return fmt.Errorf("--peer-idle-timeout %v: must be at least 10s", o.peerIdle)
+	}
+	return nil
+}
+
+// prefixList is a flag of comma-separated CIDRs; it may be repeated.
+type prefixList []netip.Prefix
+
+func (l *prefixList) String() string {
+	s := make([]string, len(*l))
+	for i, p := range *l {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+func (l *prefixList) Type() string { return "cidrs" }
+func (l *prefixList) Set(v string) error {
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return fmt.Errorf("not a CIDR: %q", f)
+		}
+		if p != p.Masked() {
+			return fmt.Errorf("%s has host bits set (did you mean %s?)", p, p.Masked())
+		}
+		*l = append(*l, p)
 	}
 	return nil
 }

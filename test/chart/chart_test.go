@@ -41,6 +41,7 @@ var customAgentArgs = []string{
 	"--wg-fwmark=0x40000",
 	"--mtu=1380",
 	"--strict=true",
+	"--cluster-cidrs=10.244.0.0/16,fd00:10:244::/56",
 	"--resync-interval=1m30s",
 	"--keepalive=25",
 	"--on-demand-peers=true",

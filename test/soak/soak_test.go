@@ -231,8 +231,14 @@ func setup(t *testing.T) *Run {
 	srv := apiserver.Start(t, apiserver.Options{BindAddress: ip, NetNS: c.Underlay})
 	grantAgentRBAC(t, srv)
 	// --strict: a Node without a key (registered, agent not yet up, or a
-	// new key not yet published) is dropped, not reached in clear.
-	cw := cwcluster.New(c, bins[0], Resync, "--strict")
+	// new key not yet published) is dropped, not reached in clear; with
+	// --cluster-cidrs, so is one an agent has not applied yet (it joined
+	// while that agent was down or could not apply).
+	var nets []string
+	for _, p := range c.PodNets() {
+		nets = append(nets, p.String())
+	}
+	cw := cwcluster.New(c, bins[0], Resync, "--strict", "--cluster-cidrs", strings.Join(nets, ","))
 	cw.Kube = &cwcluster.KubeSource{Admin: srv.Client(t), Kubeconfigs: map[string]string{}}
 	for i := 1; i <= 5; i++ {
 		name := fmt.Sprintf("node%d", i)

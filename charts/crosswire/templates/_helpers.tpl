@@ -83,6 +83,9 @@ first, then its own flags (crosswire.agentArgs). One YAML list item a line.
 - --wg-fwmark={{ .Values.wgFwmark }}
 - --mtu={{ .Values.mtu }}
 - --strict={{ .Values.strict }}
+{{- with .Values.clusterCIDRs }}
+- --cluster-cidrs={{ join "," . }}
+{{- end }}
 - --resync-interval={{ .Values.resyncInterval }}
 - --keepalive={{ .Values.keepalive }}
 - --on-demand-peers={{ .Values.onDemandPeers }}
