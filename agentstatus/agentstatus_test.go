@@ -156,7 +156,7 @@ func (f *fakeRules) Counters() (map[string]nft.Counter, error) {
 		nft.CommentTunnelIngress: {Packets: 40}, nft.CommentMSSClamp4: {Packets: 3},
 		// Drops: each family of a rule counts under the rule's key.
 		nft.CommentLeakGuard: {Packets: 3}, nft.CommentGuard4: {Packets: 2}, nft.CommentGuard6: {Packets: 5},
-		nft.CommentStrictIngress6: {Packets: 1},
+		nft.CommentStrictIngress6: {Packets: 1}, nft.CommentGuardCluster4: {Packets: 4},
 	}, nil
 }
 
@@ -270,7 +270,7 @@ datapath:
   last repair: policy rule missing
   nft sets: local4 1, local6 0, remote4 2, remote6 0
   marked packets: egress4 42, egress6 0, tunnel ingress 40
-  dropped packets: leak guard 3, guard table 7, strict ingress 1
+  dropped packets: leak guard 3, guard table 7, strict ingress 1, strict cluster 4
 
 PEER   ENDPOINT             POD CIDRS      HANDSHAKE  RX        TX        STATE
 node2  192.168.77.12:51820  10.244.2.0/24  42s ago    2.00 KiB  3.00 MiB  ok
@@ -364,10 +364,11 @@ crosswire_peer_transmit_bytes_total{peer="node6"} 600
 # TYPE crosswire_marked_packets_total counter
 crosswire_marked_packets_total{family="ipv4"} 42
 crosswire_marked_packets_total{family="ipv6"} 0
-# HELP crosswire_dropped_packets_total Pod packets dropped rather than sent in clear, by rule (leak_guard, guard_table: crosswire's routing or table was changed by another program; strict_ingress: plaintext from a remote pod CIDR), as of the last resync (resets when a table is replaced).
+# HELP crosswire_dropped_packets_total Pod packets dropped rather than sent in clear, by rule (leak_guard, guard_table: crosswire's routing or table was changed by another program; strict_ingress: plaintext from a remote pod CIDR; strict_cluster: to a cluster address no set knows), as of the last resync (resets when a table is replaced).
 # TYPE crosswire_dropped_packets_total counter
 crosswire_dropped_packets_total{rule="guard_table"} 7
 crosswire_dropped_packets_total{rule="leak_guard"} 3
+crosswire_dropped_packets_total{rule="strict_cluster"} 4
 crosswire_dropped_packets_total{rule="strict_ingress"} 1
 # HELP crosswire_rejected_nodes Nodes left out of the desired state, by reason group.
 # TYPE crosswire_rejected_nodes gauge

@@ -73,7 +73,7 @@ var (
 	descMarked = prometheus.NewDesc("crosswire_marked_packets_total",
 		"Pod packets marked for the tunnel by the egress rule of each family, as of the last resync (resets when the table is replaced).", []string{"family"}, nil)
 	descDropped = prometheus.NewDesc("crosswire_dropped_packets_total",
-		"Pod packets dropped rather than sent in clear, by rule (leak_guard, guard_table: crosswire's routing or table was changed by another program; strict_ingress: plaintext from a remote pod CIDR), as of the last resync (resets when a table is replaced).", []string{"rule"}, nil)
+		"Pod packets dropped rather than sent in clear, by rule (leak_guard, guard_table: crosswire's routing or table was changed by another program; strict_ingress: plaintext from a remote pod CIDR; strict_cluster: to a cluster address no set knows), as of the last resync (resets when a table is replaced).", []string{"rule"}, nil)
 	descRefused = prometheus.NewDesc("crosswire_ondemand_activations_refused_total",
 		"With --on-demand-peers: datagrams from unconfigured peers' addresses refused a peer activation, by reason (replay: copies of recent handshake initiations, dropped).", []string{"reason"}, nil)
 	descRejected = prometheus.NewDesc("crosswire_rejected_nodes",

@@ -63,7 +63,8 @@ type Report struct {
 	// leak_guard (marked for the tunnel, about to leave by another device:
 	// policy routing lost), guard_table (local pod to remote pod leaving
 	// by another device: crosswire's table lost or edited), strict_ingress
-	// (plaintext from a remote pod CIDR, --strict). Anything but 0 in the
+	// (plaintext from a remote pod CIDR, --strict), strict_cluster (to a
+	// cluster address no set knows, --cluster-cidrs). Anything but 0 in the
 	// first two means another program changed crosswire's routing or
 	// table. They restart from 0 whenever a table is replaced.
 	DropCounters map[string]uint64 `json:"drop_counters"`

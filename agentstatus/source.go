@@ -63,10 +63,12 @@ var dropCounterKeys = map[string]string{
 	nft.CommentGuard6:         "guard_table",
 	nft.CommentStrictIngress4: "strict_ingress",
 	nft.CommentStrictIngress6: "strict_ingress",
+	nft.CommentGuardCluster4:  "strict_cluster",
+	nft.CommentGuardCluster6:  "strict_cluster",
 }
 
 // DropCounterKeys are the keys of Report.DropCounters, each always present.
-var DropCounterKeys = []string{"leak_guard", "guard_table", "strict_ingress"}
+var DropCounterKeys = []string{"leak_guard", "guard_table", "strict_ingress", "strict_cluster"}
 
 // Source builds reports: fresh ones (Report, for `crosswire status`) and
 // snapshots of what the datapath last read (Snapshot, for metrics).

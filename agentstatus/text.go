@@ -59,8 +59,8 @@ func WriteText(w io.Writer, r *Report) error {
 		r.Sets["local4"], r.Sets["local6"], r.Sets["remote4"], r.Sets["remote6"])
 	fmt.Fprintf(&b, "  marked packets: egress4 %d, egress6 %d, tunnel ingress %d\n",
 		r.MarkCounters["egress4"], r.MarkCounters["egress6"], r.MarkCounters["tunnel_ingress"])
-	fmt.Fprintf(&b, "  dropped packets: leak guard %d, guard table %d, strict ingress %d\n",
-		r.DropCounters["leak_guard"], r.DropCounters["guard_table"], r.DropCounters["strict_ingress"])
+	fmt.Fprintf(&b, "  dropped packets: leak guard %d, guard table %d, strict ingress %d, strict cluster %d\n",
+		r.DropCounters["leak_guard"], r.DropCounters["guard_table"], r.DropCounters["strict_ingress"], r.DropCounters["strict_cluster"])
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "  read error: %s\n", e)
 	}
