@@ -58,22 +58,13 @@ func RenderGuard(cfg Config, st State) (*Ruleset, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	local4, local6, err := normalize(st.Local)
+	sets, err := podSets(st, "crosswire guard")
 	if err != nil {
-		return nil, fmt.Errorf("local prefixes: %w", err)
-	}
-	remote4, remote6, err := normalize(st.Remote)
-	if err != nil {
-		return nil, fmt.Errorf("remote prefixes: %w", err)
+		return nil, err
 	}
 	rs := &Ruleset{
-		Table: &nftables.Table{Name: cfg.GuardTable(), Family: nftables.TableFamilyINet},
-		Sets: []SetSpec{
-			addrSet(SetLocal4, "crosswire guard: this node's IPv4 pod CIDRs", nftables.TypeIPAddr, local4),
-			addrSet(SetLocal6, "crosswire guard: this node's IPv6 pod CIDRs", nftables.TypeIP6Addr, local6),
-			addrSet(SetRemote4, "crosswire guard: other nodes' IPv4 pod CIDRs (encrypted)", nftables.TypeIPAddr, remote4),
-			addrSet(SetRemote6, "crosswire guard: other nodes' IPv6 pod CIDRs (encrypted)", nftables.TypeIP6Addr, remote6),
-		},
+		Table:  &nftables.Table{Name: cfg.GuardTable(), Family: nftables.TableFamilyINet},
+		Sets:   sets,
 		Chains: []ChainSpec{guardChain(cfg)},
 	}
 	if strictCluster(cfg) {

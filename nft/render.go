@@ -100,23 +100,13 @@ func Render(cfg Config, st State) (*Ruleset, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	local4, local6, err := normalize(st.Local)
+	sets, err := podSets(st, "crosswire")
 	if err != nil {
-		return nil, fmt.Errorf("local prefixes: %w", err)
+		return nil, err
 	}
-	remote4, remote6, err := normalize(st.Remote)
-	if err != nil {
-		return nil, fmt.Errorf("remote prefixes: %w", err)
-	}
-
 	rs := &Ruleset{
-		Table: &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet},
-		Sets: []SetSpec{
-			addrSet(SetLocal4, "crosswire: this node's IPv4 pod CIDRs", nftables.TypeIPAddr, local4),
-			addrSet(SetLocal6, "crosswire: this node's IPv6 pod CIDRs", nftables.TypeIP6Addr, local6),
-			addrSet(SetRemote4, "crosswire: other nodes' IPv4 pod CIDRs (encrypted)", nftables.TypeIPAddr, remote4),
-			addrSet(SetRemote6, "crosswire: other nodes' IPv6 pod CIDRs (encrypted)", nftables.TypeIP6Addr, remote6),
-		},
+		Table:  &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet},
+		Sets:   sets,
 		Chains: []ChainSpec{preroutingChain(cfg), forwardChain(cfg), leakGuardChain(cfg)},
 	}
 	if err := rs.check(); err != nil {
@@ -143,6 +133,25 @@ func (rs *Ruleset) check() error {
 		}
 	}
 	return nil
+}
+
+// podSets are the four sets of st's pod CIDRs, their comments starting
+// with who.
+func podSets(st State, who string) ([]SetSpec, error) {
+	local4, local6, err := normalize(st.Local)
+	if err != nil {
+		return nil, fmt.Errorf("local prefixes: %w", err)
+	}
+	remote4, remote6, err := normalize(st.Remote)
+	if err != nil {
+		return nil, fmt.Errorf("remote prefixes: %w", err)
+	}
+	return []SetSpec{
+		addrSet(SetLocal4, who+": this node's IPv4 pod CIDRs", nftables.TypeIPAddr, local4),
+		addrSet(SetLocal6, who+": this node's IPv6 pod CIDRs", nftables.TypeIP6Addr, local6),
+		addrSet(SetRemote4, who+": other nodes' IPv4 pod CIDRs (encrypted)", nftables.TypeIPAddr, remote4),
+		addrSet(SetRemote6, who+": other nodes' IPv6 pod CIDRs (encrypted)", nftables.TypeIP6Addr, remote6),
+	}, nil
 }
 
 func addrSet(name, comment string, kt nftables.SetDatatype, ps []netip.Prefix) SetSpec {

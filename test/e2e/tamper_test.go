@@ -44,16 +44,7 @@ func TestTamperedRoutingLeaksNothing(t *testing.T) {
 		}
 	}
 	guardBefore := guardDrops(t, n1)
-	cp := c.StartCapture(t)
-	for _, dstIP := range []string{dst.IP.String(), dst.IP6.String()} {
-		if out, err := netcluster.Exec(src.NS, "ping", "-c", "3", "-i", "0.2", "-W", "1", dstIP); err == nil {
-			t.Errorf("ping %s answered with crosswire's routing gone (it cannot be, encrypted or not):\n%s", dstIP, out)
-		}
-	}
-	counts, err := cp.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
+	counts := pingsGoNowhere(t, c, src, dst, "crosswire's routing gone (it cannot be, encrypted or not)")
 	t.Logf("underlay with the policy rules and table %d gone on %s: %s", cwcluster.Table, n1.Name, counts)
 	if counts.Plaintext != 0 {
 		t.Errorf("plaintext pod packets on the underlay: %s %v", counts, counts.PlaintextSamples)
@@ -81,16 +72,7 @@ func TestTamperedRoutingLeaksNothing(t *testing.T) {
 	if _, err := netcluster.Exec(n1.NS, "nft", "delete", "rule", "inet", cwcluster.NftTable, nft.ChainLeakGuard, "handle", h[1]); err != nil {
 		t.Fatal(err)
 	}
-	cp = c.StartCapture(t)
-	_, _ = netcluster.Exec(src.NS, "ping", "-c", "2", "-i", "0.2", "-W", "1", dst.IP.String())
-	counts, err = cp.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("control, guards deleted too: %s", counts)
-	if counts.Plaintext == 0 {
-		t.Errorf("control: no plaintext without the guards either (%s); the test no longer proves them", counts)
-	}
+	leaksWithout(t, c, src, dst, "the guards")
 }
 
 // guardDrops is what both leak guards on n have dropped: crosswire's
@@ -147,16 +129,7 @@ func TestNftTableTamperedLeaksNothing(t *testing.T) {
 		t.Run("agent stopped, "+strings.Join(tamper[1:3], " "), func(t *testing.T) {
 			mustExec(t, n1.NS, tamper...)
 			before := markCounters(t, n1)
-			cp := c.StartCapture(t)
-			for _, dstIP := range []string{dst.IP.String(), dst.IP6.String()} {
-				if out, err := netcluster.Exec(src.NS, "ping", "-c", "3", "-i", "0.2", "-W", "1", dstIP); err == nil {
-					t.Errorf("ping %s answered with crosswire's table gone (nothing marks it for the tunnel):\n%s", dstIP, out)
-				}
-			}
-			counts, err := cp.Stop()
-			if err != nil {
-				t.Fatal(err)
-			}
+			counts := pingsGoNowhere(t, c, src, dst, "crosswire's table gone (nothing marks it for the tunnel)")
 			t.Logf("underlay after %q on %s: %s", strings.Join(tamper, " "), n1.Name, counts)
 			if counts.Plaintext != 0 {
 				t.Errorf("plaintext pod packets on the underlay: %s %v", counts, counts.PlaintextSamples)
@@ -175,16 +148,7 @@ func TestNftTableTamperedLeaksNothing(t *testing.T) {
 
 	mustExec(t, n1.NS, "nft", "flush", "table", "inet", cwcluster.NftTable)
 	mustExec(t, n1.NS, "nft", "delete", "table", "inet", cwcluster.NftGuardTable)
-	cp := c.StartCapture(t)
-	_, _ = netcluster.Exec(src.NS, "ping", "-c", "2", "-i", "0.2", "-W", "1", dst.IP.String())
-	counts, err := cp.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("control, both tables gone: %s", counts)
-	if counts.Plaintext == 0 {
-		t.Errorf("control: no plaintext without the guard table either (%s); the test no longer proves it", counts)
-	}
+	leaksWithout(t, c, src, dst, "the guard table")
 	// Until its first apply a starting agent leaves in place what it
 	// finds: here, nothing.
 	e.startAgent(n1)
@@ -199,4 +163,39 @@ func lineContaining(s, sub string) string {
 		}
 	}
 	return ""
+}
+
+// pingsGoNowhere sends 3 pings of each family from src to dst under an
+// underlay capture, expects none answered (why: what was tampered with),
+// and returns what the capture saw.
+func pingsGoNowhere(t *testing.T, c *netcluster.Cluster, src, dst *netcluster.Pod, why string) netcluster.Counts {
+	t.Helper()
+	cp := c.StartCapture(t)
+	for _, dstIP := range []string{dst.IP.String(), dst.IP6.String()} {
+		if out, err := netcluster.Exec(src.NS, "ping", "-c", "3", "-i", "0.2", "-W", "1", dstIP); err == nil {
+			t.Errorf("ping %s answered with %s:\n%s", dstIP, why, out)
+		}
+	}
+	counts, err := cp.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counts
+}
+
+// leaksWithout is the control of a leak test: with what (the guards)
+// removed too, src's pings to dst cross the underlay in clear, so the
+// test's zero was their doing.
+func leaksWithout(t *testing.T, c *netcluster.Cluster, src, dst *netcluster.Pod, what string) {
+	t.Helper()
+	cp := c.StartCapture(t)
+	_, _ = netcluster.Exec(src.NS, "ping", "-c", "2", "-i", "0.2", "-W", "1", dst.IP.String())
+	counts, err := cp.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("control, without %s: %s", what, counts)
+	if counts.Plaintext == 0 {
+		t.Errorf("control: no plaintext without %s either (%s); the test no longer proves them", what, counts)
+	}
 }
