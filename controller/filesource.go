@@ -25,6 +25,9 @@ type FileSource struct {
 	Strict   bool
 	Interval time.Duration
 	Log      *zap.Logger
+
+	// tombstoneTTL replaces TombstoneTTL when set: for tests.
+	tombstoneTTL time.Duration
 }
 
 // Run gives sink the state from the file now and after every change
@@ -41,17 +44,27 @@ func (f *FileSource) Run(ctx context.Context, sink Sink) error {
 	}
 	var last []byte
 	var lastErr string
-	seen := newSeniority()
+	// The same tracker as KubeSource's, for its seniority and tombstones: a
+	// node dropped from the file is treated as a deleted Node.
+	tr := NewTracker(f.Self, f.SelfKey, f.DefaultPort, f.Strict)
+	if f.tombstoneTTL > 0 {
+		tr.ttl = f.tombstoneTTL
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		data, err := os.ReadFile(f.Path)
 		if err == nil && bytes.Equal(data, last) {
 			lastErr = "" // back to the good file: log the next failure again
+			if c := tr.Expire(); !c.Empty() {
+				log.Info("tombstones of removed nodes expired", zap.Int("unfenced", len(c.Unfence)),
+					zap.Bool("local_changed", c.LocalChanged))
+				sink.Apply(c)
+			}
 		}
 		if err == nil && !bytes.Equal(data, last) {
 			var st State
-			st, err = f.build(data, seen)
+			st, err = f.build(data, tr)
 			if err == nil {
 				last = data
 				lastErr = ""
@@ -71,17 +84,20 @@ func (f *FileSource) Run(ctx context.Context, sink Sink) error {
 	}
 }
 
-func (f *FileSource) build(data []byte, seen *seniority) (State, error) {
+func (f *FileSource) build(data []byte, tr *Tracker) (State, error) {
 	nodes, err := ParseNodeList(data)
 	if err != nil {
 		return State{}, fmt.Errorf("%s: %w", f.Path, err)
 	}
-	seen.sync(nodes)
-	return Build(Input{Self: f.Self, SelfKey: f.SelfKey, DefaultPort: f.DefaultPort, Nodes: nodes, Seen: seen.seen, Fence: f.Strict}), nil
+	return tr.Reset(nodes), nil
 }
 
 func logState(log *zap.Logger, self string, st State) {
-	if !st.SelfFound {
+	switch {
+	case !st.SelfFound && len(st.Local) > 0:
+		log.Warn("this node is no longer in the nodes file; keeping the pod CIDRs it last held until it is back or its tombstone expires",
+			zap.String("node", self), zap.Stringers("local_cidrs", st.Local))
+	case !st.SelfFound:
 		log.Warn("this node is not in the nodes file; no local pod CIDRs", zap.String("node", self))
 	}
 	for _, r := range st.Rejected {

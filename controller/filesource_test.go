@@ -149,8 +149,10 @@ func TestFileSourceRun(t *testing.T) {
 	writeFile(t, path, "")
 	r.expectNone("empty file must not drop the peers")
 	writeFile(t, path, "kind: NodeList\nitems: []\n")
-	// An explicit empty list is a valid state: every peer goes.
-	r.expectUpdate("explicit empty list", State{})
+	// An explicit empty list is a valid state: every peer goes. This
+	// node's own pod CIDRs stay local (its tombstone), as when its Node is
+	// deleted from the API server: its pods still run.
+	r.expectUpdate("explicit empty list", State{Local: pfx("10.244.0.0/24")})
 
 	writeFile(t, path, "{")
 	r.expectNone("garbage again")

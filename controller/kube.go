@@ -89,6 +89,8 @@ type KubeSource struct {
 	// reportEvery makes this agent record the Event of every rejection,
 	// not only those it is a reporter of: for tests of one agent.
 	reportEvery bool
+	// tombstoneTTL replaces TombstoneTTL when set: for tests.
+	tombstoneTTL time.Duration
 }
 
 // kubeRun is the state of one Run call; only the worker goroutine touches
@@ -228,6 +230,9 @@ func (s *KubeSource) Run(ctx context.Context, sink Sink) error {
 		recorder: recorder, sink: sink, rejected: map[string]rejectionSeen{},
 		tracker: NewTracker(s.Self, s.SelfKey, def, s.Strict),
 	}
+	if s.tombstoneTTL > 0 {
+		r.tracker.ttl = s.tombstoneTTL
+	}
 	// The first rebuild runs before any Node key (work); an empty cluster
 	// produces no add events, so publish anyway.
 	queue.Add(keyPublish)
@@ -307,7 +312,7 @@ func (r *kubeRun) set(ctx context.Context, name string) {
 		return
 	}
 	if c.LocalChanged && !c.SelfFound {
-		r.log.Warn("this node's Node object is missing or rejected; no local pod CIDRs", zap.String("self", r.s.Self))
+		warnSelfMissing(r.log, r.s.Self, c.Local)
 	}
 	r.log.Debug("desired state changed", zap.String("node", name), zap.Int("upserted", len(c.Upsert)),
 		zap.Int("removed", len(c.Remove)), zap.Bool("local_changed", c.LocalChanged))
@@ -326,6 +331,13 @@ func (r *kubeRun) rebuild(ctx context.Context) {
 	}
 	var prev State
 	if r.started {
+		// Tombstones expire here, as a change of their own: the rebuild
+		// below then compares like with like.
+		if c := r.tracker.Expire(); !c.Empty() && ctx.Err() == nil {
+			r.log.Info("tombstones of deleted Nodes expired", zap.Int("unfenced", len(c.Unfence)),
+				zap.Bool("local_changed", c.LocalChanged))
+			r.sink.Apply(c)
+		}
 		prev = r.tracker.State()
 	}
 	st := r.tracker.Reset(nodes)
@@ -338,7 +350,7 @@ func (r *kubeRun) rebuild(ctx context.Context) {
 			zap.Int("peers", len(st.Peers)), zap.Int("peers_before", len(prev.Peers)))
 	}
 	if !st.SelfFound {
-		r.log.Warn("this node's Node object is missing or rejected; no local pod CIDRs", zap.String("self", r.s.Self))
+		warnSelfMissing(r.log, r.s.Self, st.Local)
 	}
 	r.log.Info("desired state built", zap.Int("peers", len(st.Peers)), zap.Int("rejected", len(st.Rejected)),
 		zap.Int("local_cidrs", len(st.Local)))
@@ -347,6 +359,18 @@ func (r *kubeRun) rebuild(ctx context.Context) {
 		return // shutting down: the caller no longer wants states
 	}
 	r.sink.Replace(st)
+}
+
+// warnSelfMissing says that this node's own Node is missing or rejected,
+// and what its local pod CIDRs are then: none, or those its deleted Node
+// last held (its tombstone).
+func warnSelfMissing(log *zap.Logger, self string, local []netip.Prefix) {
+	if len(local) == 0 {
+		log.Warn("this node's Node object is missing or rejected; no local pod CIDRs", zap.String("self", self))
+		return
+	}
+	log.Warn("this node's Node object is missing; keeping the pod CIDRs it last held until it is back or its tombstone expires",
+		zap.String("self", self), zap.Stringers("local_cidrs", local))
 }
 
 func (r *kubeRun) scheduleRebuild() {

@@ -15,18 +15,22 @@ import (
 
 // State is the desired datapath state derived from the cluster's Nodes.
 type State struct {
-	// SelfFound is false while this node's own Node object is unknown; the
-	// local pod CIDRs are then empty.
+	// SelfFound is false while this node's own Node object is unknown or
+	// rejected. Local is then empty, unless that Node was deleted: while
+	// its tombstone lasts (Input.Gone), Local keeps the pod CIDRs it last
+	// held that no live Node claims, because the machine keeps running its
+	// pods and their traffic must stay marked.
 	SelfFound bool
 	Local     []netip.Prefix
 	// Peers are the other nodes, in the engine's own type: the controller
 	// produces what the engine consumes, with each key parsed here once.
 	Peers    []proxy.Peer
 	Rejected []Rejection
-	// Fenced are rejected Nodes that hold pod CIDRs nobody else claims, as
-	// keyless peers with those CIDRs, when Input.Fence asked for them:
-	// strict mode drops their pods' traffic instead of sending it in clear
-	// (the engine treats them as any keyless peer). Sorted by name.
+	// Fenced are rejected Nodes that hold pod CIDRs nobody else claims, and
+	// deleted ones whose tombstones do (Input.Gone), as keyless peers with
+	// those CIDRs, when Input.Fence asked for them: strict mode drops their
+	// pods' traffic instead of sending it in clear (the engine treats them
+	// as any keyless peer). Sorted by name.
 	Fenced []proxy.Peer
 }
 
@@ -57,6 +61,25 @@ type Input struct {
 	Seen map[string]uint64
 	// Fence makes Build return State.Fenced (for strict mode).
 	Fence bool
+	// Gone are the tombstones of deleted Nodes, by name. A Node deleted
+	// and registered again (or gone for good while its machine still
+	// runs) must not turn its pods' traffic into plaintext in between:
+	// this node's own tombstone keeps Local, and with Fence the others'
+	// are fenced. A tombstone never takes anything from a live Node: it
+	// is ignored when a Node of its name exists, and each of its pod
+	// CIDRs is used only when it overlaps no live Node's claim, no CIDR
+	// fenced for an overlap, no CIDR of a newer tombstone, and holds no
+	// peer's endpoint. Build does not expire them; their keeper does
+	// (Tracker).
+	Gone map[string]Tombstone
+}
+
+// Tombstone is what a deleted Node leaves behind: the pod CIDRs it held in
+// the state when it was deleted (as this node's own, a peer, or fenced)
+// and when that was.
+type Tombstone struct {
+	PodCIDRs []netip.Prefix
+	Deleted  time.Time
 }
 
 // Build validates every Node and returns the desired state. Conflicts are
@@ -210,12 +233,80 @@ func Build(in Input) State {
 		}
 		fence(c.Name, own)
 	}
+	st.mourn(in, names, claimed, spare)
 	slices.SortFunc(st.Peers, func(a, b proxy.Peer) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(st.Fenced, func(a, b proxy.Peer) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(st.Rejected, func(a, b Rejection) int {
 		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Reason, b.Reason))
 	})
 	return st
+}
+
+// mourn gives the tombstones in in.Gone what is still theirs, after every
+// live Node and every CIDR fenced for an overlap (claimed and spare): this
+// node's own becomes Local, the others' Fenced (with in.Fence). Newer
+// tombstones first, since a CIDR in two of them was held last by the
+// newer; live names are skipped.
+func (st *State) mourn(in Input, live map[string]int, claimed, spare *claims) {
+	if len(in.Gone) == 0 {
+		return
+	}
+	type grave struct {
+		name string
+		t    Tombstone
+	}
+	graves := make([]grave, 0, len(in.Gone))
+	for name, t := range in.Gone {
+		if live[name] > 0 || (name != in.Self && !in.Fence) {
+			continue
+		}
+		graves = append(graves, grave{name, t})
+	}
+	if len(graves) == 0 {
+		return
+	}
+	slices.SortFunc(graves, func(a, b grave) int {
+		return cmp.Or(b.t.Deleted.Compare(a.t.Deleted), cmp.Compare(a.name, b.name))
+	})
+	// A peer's endpoint inside a fenced or local CIDR would send the
+	// tunnel's own packets where that CIDR goes.
+	// Indexed as host prefixes: a claims query then finds those inside a
+	// CIDR in a few lookups, however many peers there are.
+	eps := newClaims(len(st.Peers))
+	for _, p := range st.Peers {
+		if a := p.Endpoint.Addr(); p.Endpoint.IsValid() && a.Zone() == "" { // as claims.containsAddr
+			eps.add([]netip.Prefix{netip.PrefixFrom(a, a.BitLen())})
+		}
+	}
+	mourned := newClaims(0)
+	for _, g := range graves {
+		var own []netip.Prefix
+		for _, x := range g.t.PodCIDRs {
+			one := []netip.Prefix{x}
+			if _, _, taken := claimed.overlaps(one); taken {
+				continue
+			}
+			if _, _, taken := spare.overlaps(one); taken {
+				continue
+			}
+			if _, _, taken := mourned.overlaps(one); taken {
+				continue
+			}
+			if _, _, taken := eps.overlaps(one); taken {
+				continue
+			}
+			mourned.add(one)
+			own = append(own, x)
+		}
+		if len(own) == 0 {
+			continue
+		}
+		if g.name == in.Self {
+			st.Local = own
+			continue
+		}
+		st.Fenced = append(st.Fenced, proxy.Peer{Name: g.name, PodCIDRs: own})
+	}
 }
 
 // Equal reports whether st and o are the same desired state. Typed, not

@@ -2,8 +2,10 @@ package controller
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -55,12 +57,27 @@ func (c Change) Empty() bool {
 // and the tests check that a random series of Set calls ends where Build
 // over the final Nodes does.
 //
+// The tracker also keeps the tombstones of deleted Nodes (Input.Gone):
+// this node's own always, the others' when fencing. A tombstone is
+// dropped when a Node of its name exists again, when it is older than
+// TombstoneTTL (by Expire, and by Reset), and, oldest first, when there
+// are more than MaxTombstones: an autoscaled cluster's turnover must not
+// grow the tracker without bound.
+//
 // Not safe for concurrent use.
 type Tracker struct {
 	self        string
 	selfKey     wgtun.Key
 	defaultPort uint16
 	fence       bool
+
+	// gone are the tombstones, indexed in cidrs under their names (a name
+	// is either a live Node or a tombstone, never both). They outlive
+	// Reset's clear.
+	gone    map[string]Tombstone
+	clock   func() time.Time
+	ttl     time.Duration
+	maxGone int
 
 	nodes map[string]*tracked
 	seen  *seniority
@@ -81,11 +98,24 @@ type tracked struct {
 	p *parsed
 }
 
+// TombstoneTTL is how long a deleted Node's tombstone lasts: far longer
+// than a kubelet takes to register a deleted Node again, and short
+// enough that the pod CIDRs of a machine that is really gone are not
+// fenced (strict mode) or kept local for long once nobody else claims
+// them. A live Node claiming them takes them at once anyway.
+const TombstoneTTL = time.Hour
+
+// MaxTombstones bounds the tombstones a tracker keeps.
+const MaxTombstones = 1024
+
 // NewTracker returns an empty tracker for the node named self, whose own
 // key is selfKey; defaultPort and fence are Input.DefaultPort and
 // Input.Fence.
 func NewTracker(self string, selfKey wgtun.Key, defaultPort uint16, fence bool) *Tracker {
-	t := &Tracker{self: self, selfKey: selfKey, defaultPort: defaultPort, fence: fence, seen: newSeniority()}
+	t := &Tracker{
+		self: self, selfKey: selfKey, defaultPort: defaultPort, fence: fence, seen: newSeniority(),
+		gone: map[string]Tombstone{}, clock: time.Now, ttl: TombstoneTTL, maxGone: MaxTombstones,
+	}
 	t.clear()
 	return t
 }
@@ -102,8 +132,30 @@ func (t *Tracker) clear() {
 }
 
 // Reset replaces every Node with nodes and returns the state Build
-// computes over them. Nodes the tracker knew keep their seniority.
+// computes over them and the tombstones. Nodes the tracker knew keep
+// their seniority; those it knew that are not in nodes leave tombstones,
+// as if deleted; expired tombstones are dropped.
 func (t *Tracker) Reset(nodes []*corev1.Node) State {
+	live := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		if n != nil {
+			live[n.Name] = true
+		}
+	}
+	now := t.clock()
+	for _, name := range slices.Sorted(maps.Keys(t.nodes)) {
+		if !live[name] {
+			t.bury(name, now)
+		}
+	}
+	for name := range t.gone {
+		if live[name] {
+			delete(t.gone, name)
+		}
+	}
+	for _, name := range t.expired(now) {
+		delete(t.gone, name)
+	}
 	t.clear()
 	t.seen.sync(nodes)
 	for _, n := range nodes {
@@ -111,7 +163,12 @@ func (t *Tracker) Reset(nodes []*corev1.Node) State {
 			t.index(n)
 		}
 	}
-	st := Build(Input{Self: t.self, SelfKey: t.selfKey, DefaultPort: t.defaultPort, Nodes: nodes, Seen: t.seen.seen, Fence: t.fence})
+	for name, tomb := range t.gone {
+		for _, p := range tomb.PodCIDRs {
+			t.cidrs.add(p, name)
+		}
+	}
+	st := Build(Input{Self: t.self, SelfKey: t.selfKey, DefaultPort: t.defaultPort, Nodes: nodes, Seen: t.seen.seen, Fence: t.fence, Gone: t.gone})
 	for _, p := range st.Peers {
 		t.peers[p.Name] = p
 	}
@@ -166,29 +223,160 @@ func (t *Tracker) Set(name string, n *corev1.Node) Change {
 		// Those the old version conflicted with may be free now.
 		t.neighbours(old, group)
 	}
+	if n != nil {
+		// Back: its live Node rules, and what its tombstone kept from
+		// others (a newer tombstone's CIDR, for one) may be free. Dropped
+		// from the index before the live Node enters it under that name.
+		t.forget(name, group)
+	}
 	var now *tracked
 	if n != nil {
 		now = &tracked{n: n, p: parseNode(n, t.defaultPort)}
 		t.nodes[name] = now
 		t.seen.add(name)
-	} else {
+	} else if old != nil {
+		t.bury(name, t.clock())
 		delete(t.nodes, name)
 		t.seen.remove(name)
 	}
 	t.reindex(name, old, now)
+	if tomb, ok := t.gone[name]; ok && old != nil && now == nil {
+		for _, p := range tomb.PodCIDRs {
+			t.cidrs.add(p, name)
+		}
+		for _, m := range t.overflow() {
+			t.forget(m, group)
+		}
+	}
 	if now != nil {
 		t.neighbours(now, group)
 	}
-	t.closure(group)
+	return t.settle(group)
+}
 
+// Expire drops the tombstones older than the tracker's TTL and returns
+// what that changed. The TTL is checked only here and in Reset, which
+// their callers run periodically: a tombstone lasts at most one period
+// longer.
+func (t *Tracker) Expire() Change {
+	group := map[string]bool{}
+	for _, name := range t.expired(t.clock()) {
+		t.forget(name, group)
+	}
+	return t.settle(group)
+}
+
+// tombstones returns a copy of the tombstones the tracker keeps, by name.
+func (t *Tracker) tombstones() map[string]Tombstone {
+	out := make(map[string]Tombstone, len(t.gone))
+	for name, tomb := range t.gone {
+		tomb.PodCIDRs = slices.Clone(tomb.PodCIDRs)
+		out[name] = tomb
+	}
+	return out
+}
+
+// settle decides the nodes and tombstones of group again, grown to its
+// conflict components, and returns the difference.
+func (t *Tracker) settle(group map[string]bool) Change {
+	t.closure(group)
 	members := make([]*corev1.Node, 0, len(group))
+	var gone map[string]Tombstone
 	for m := range group {
 		if tn, ok := t.nodes[m]; ok {
 			members = append(members, tn.n)
+		} else if tomb, ok := t.gone[m]; ok {
+			if gone == nil {
+				gone = map[string]Tombstone{}
+			}
+			gone[m] = tomb
 		}
 	}
-	st := Build(Input{Self: t.self, SelfKey: t.selfKey, DefaultPort: t.defaultPort, Nodes: members, Seen: t.seen.seen, Fence: t.fence})
+	st := Build(Input{Self: t.self, SelfKey: t.selfKey, DefaultPort: t.defaultPort, Nodes: members, Seen: t.seen.seen, Fence: t.fence, Gone: gone})
 	return t.merge(group, st)
+}
+
+// bury records a tombstone for the live node name, about to be deleted at
+// now: the pod CIDRs it holds in the state. Only this node's own when not
+// fencing: Build would ignore the others'. It does not index it.
+func (t *Tracker) bury(name string, now time.Time) {
+	var held []netip.Prefix
+	switch {
+	case name == t.self:
+		held = t.local
+	case !t.fence:
+	default:
+		if p, ok := t.peers[name]; ok {
+			held = p.PodCIDRs
+		} else if p, ok := t.fenced[name]; ok {
+			held = p.PodCIDRs
+		}
+	}
+	if len(held) == 0 {
+		// Nothing to keep, and an older tombstone of the name (if any)
+		// is outdated: the Node existed since.
+		delete(t.gone, name)
+		return
+	}
+	t.gone[name] = Tombstone{PodCIDRs: slices.Clone(held), Deleted: now}
+}
+
+// forget drops name's tombstone, if any, from the tracker and its index,
+// adding to group the name and those its CIDRs may have kept out.
+func (t *Tracker) forget(name string, group map[string]bool) {
+	tomb, ok := t.gone[name]
+	if !ok {
+		return
+	}
+	group[name] = true
+	t.graveNeighbours(tomb, group)
+	for _, p := range tomb.PodCIDRs {
+		t.cidrs.remove(p, name)
+	}
+	delete(t.gone, name)
+}
+
+// expired returns the tombstones to drop at now: those older than the
+// TTL, then the oldest beyond the cap. Sorted, so that what a Change says
+// never depends on map order.
+func (t *Tracker) expired(now time.Time) []string {
+	var out []string
+	for name, tomb := range t.gone {
+		if now.Sub(tomb.Deleted) >= t.ttl {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return append(out, t.overflowAfter(out)...)
+}
+
+// overflow returns the oldest tombstones beyond the cap.
+func (t *Tracker) overflow() []string { return t.overflowAfter(nil) }
+
+// overflowAfter is overflow once the tombstones named in dropping are gone.
+func (t *Tracker) overflowAfter(dropping []string) []string {
+	n := len(t.gone) - len(dropping)
+	if n <= t.maxGone {
+		return nil
+	}
+	type grave struct {
+		name    string
+		deleted time.Time
+	}
+	graves := make([]grave, 0, len(t.gone))
+	for name, tomb := range t.gone {
+		if !slices.Contains(dropping, name) {
+			graves = append(graves, grave{name, tomb.Deleted})
+		}
+	}
+	slices.SortFunc(graves, func(a, b grave) int {
+		return cmp.Or(a.deleted.Compare(b.deleted), cmp.Compare(a.name, b.name))
+	})
+	out := make([]string, 0, n-t.maxGone)
+	for _, g := range graves[:n-t.maxGone] {
+		out = append(out, g.name)
+	}
+	return out
 }
 
 // merge replaces the results of the nodes in group with st, Build's result
@@ -362,7 +550,19 @@ func (t *Tracker) neighbours(tn *tracked, group map[string]bool) {
 	}
 }
 
-// closure grows group to every node reachable through neighbours.
+// graveNeighbours adds to group every indexed node or tombstone that
+// tomb's CIDRs could take from or yield to: those claiming an overlapping
+// pod CIDR, and the nodes whose endpoints lie inside one.
+func (t *Tracker) graveNeighbours(tomb Tombstone, group map[string]bool) {
+	add := func(n string) { group[n] = true }
+	for _, p := range tomb.PodCIDRs {
+		t.cidrs.overlapping(p, add)
+		t.eps.inside(p, add)
+	}
+}
+
+// closure grows group to every node and tombstone reachable through
+// neighbours.
 func (t *Tracker) closure(group map[string]bool) {
 	queue := make([]string, 0, len(group))
 	for m := range group {
@@ -376,12 +576,14 @@ func (t *Tracker) closure(group map[string]bool) {
 			continue
 		}
 		done[m] = true
-		tn, ok := t.nodes[m]
-		if !ok {
+		before := len(group)
+		if tn, ok := t.nodes[m]; ok {
+			t.neighbours(tn, group)
+		} else if tomb, ok := t.gone[m]; ok {
+			t.graveNeighbours(tomb, group)
+		} else {
 			continue
 		}
-		before := len(group)
-		t.neighbours(tn, group)
 		if len(group) != before {
 			for n := range group {
 				if !done[n] {

@@ -133,8 +133,11 @@ func (r *Run) inject(ctx context.Context, f Fault, res *Result) (func() error, e
 		if err := r.register(ctx, n); err != nil {
 			return nil, err
 		}
-		// Traffic flowing proves little here (while the Node is gone it
-		// flows in clear): repaired is when every agent marks it again.
+		// Traffic stops while the Node is gone (its own agent keeps its
+		// pod CIDRs local, the others fence them: strict mode drops it)
+		// and flows again once it is back with its key: repaired is when
+		// the key is republished and every agent marks it, then the
+		// flows answer.
 		return func() error {
 			if k, err := r.publicKey(ctx, n); err != nil || k == "" {
 				return fmt.Errorf("%s's key not republished (%v)", n.Name, err)
