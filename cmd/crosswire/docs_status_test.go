@@ -81,7 +81,10 @@ func TestDocsStatusSamples(t *testing.T) {
 			if body != want {
 				t.Errorf("%s: the sample from %s is out of date (run go test ./cmd/crosswire -run TestDocsStatusSamples -update)", rel, src)
 			}
-			return strings.Replace(block, body, want, 1)
+			// Rebuilt, not strings.Replace(block, body, want): an empty
+			// body would put the sample before the marker, outside the
+			// fence, once per -update.
+			return "<!-- generated: " + src + " -->\n```\n" + want + "```\n"
 		})
 		if *update && fixed != doc {
 			if err := os.WriteFile(filepath.Join(repoRoot(t), rel), []byte(fixed), 0o644); err != nil {
