@@ -28,7 +28,7 @@ func (m *Manager) start(p *peer, now time.Time) {
 	randRead(a.sid[:])
 	a.init = marshalInit(m.self, a.sid, p.base.epoch, baseID(p.base.key), dk.EncapsulationKey().Bytes())
 	seal(a.init, p.pk.kInit)
-	p.att, p.lastStart = a, now
+	p.att, p.lastStart, p.poked = a, now, false
 	m.send(p, a.init)
 }
 
@@ -217,6 +217,10 @@ func (m *Manager) onPoke(p *peer, msg *Message, now time.Time) string {
 		return "" // an exchange is under way
 	}
 	if now.Sub(p.lastStart) < minPokeGap {
+		// Rate limited, but not forgotten: a peer that restarted just
+		// after our last exchange with it pokes once per PokeInterval,
+		// and dropping this one would add that to its blackout.
+		p.poked = true
 		return "rate limited"
 	}
 	m.start(p, now)

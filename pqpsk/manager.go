@@ -192,6 +192,9 @@ type peer struct {
 	att         *attempt
 	unconfirmed bool // installed from a Resp whose Ack never came
 	lastStart   time.Time
+	// poked: a Poke came within minPokeGap of the last start; the
+	// exchange it asks for starts once the gap has passed.
+	poked bool
 
 	// Responder.
 	pend     *pending
@@ -229,7 +232,7 @@ type pending struct {
 	ack   []byte // set once confirmed
 }
 
-// New returns a manager; it sends nothing until SetPeers and Tick.
+// New returns a manager; it sends nothing until SetPeers.
 func New(cfg Config, tr Transport, inst Installer) (*Manager, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Mode == ModeOff {
@@ -328,7 +331,7 @@ func (m *Manager) remove(k Key) {
 func (m *Manager) configure(p *peer, np Peer, now time.Time, fresh bool) {
 	prev := p.state
 	p.Peer = np
-	p.att, p.pend, p.unconfirmed = nil, nil, false
+	p.att, p.pend, p.unconfirmed, p.poked = nil, nil, false, false
 	if !np.PQ || !np.Addr.IsValid() {
 		p.pk = nil
 		if m.cfg.Mode == ModeRequired {
@@ -358,6 +361,16 @@ func (m *Manager) configure(p *peer, np Peer, now time.Time, fresh bool) {
 		// It held a classical (zero) PSK: lock it until the exchange.
 		if err := m.inst.FailClosed(p.Key); err != nil {
 			m.log.Warn("post-quantum: lock peer", zap.String("peer", keyString(p.Key)), zap.Error(err))
+		}
+	}
+	// A pending peer carries no traffic (it restarted, re-keyed or just
+	// joined): start its exchange now, not at the next tick, which would
+	// add up to a tick to the blackout of every restart.
+	if p.Active {
+		if p.initiator {
+			m.start(p, now)
+		} else {
+			m.poke(p, now)
 		}
 	}
 }
@@ -422,6 +435,10 @@ func (m *Manager) tickInitiator(p *peer, now time.Time) {
 			return
 		}
 	}
+	if p.poked && now.Sub(p.lastStart) >= minPokeGap {
+		m.start(p, now)
+		return
+	}
 	if !p.Active {
 		return
 	}
@@ -432,13 +449,18 @@ func (m *Manager) tickInitiator(p *peer, now time.Time) {
 
 func (m *Manager) tickResponder(p *peer, now time.Time) {
 	if p.Active && p.state != StatePQ && now.Sub(p.lastPoke) >= m.cfg.PokeInterval {
-		p.lastPoke = now
-		var nonce SID
-		randRead(nonce[:])
-		b := marshalShort(MsgPoke, m.self, nonce)
-		seal(b, p.pk.kPoke)
-		m.send(p, b)
+		m.poke(p, now)
 	}
+}
+
+// poke asks the initiator for an exchange.
+func (m *Manager) poke(p *peer, now time.Time) {
+	p.lastPoke = now
+	var nonce SID
+	randRead(nonce[:])
+	b := marshalShort(MsgPoke, m.self, nonce)
+	seal(b, p.pk.kPoke)
+	m.send(p, b)
 }
 
 // Run drives Tick until ctx ends.

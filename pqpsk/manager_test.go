@@ -100,6 +100,56 @@ func TestRestartRecoversInSeconds(t *testing.T) {
 	}
 }
 
+// TestRestartedNodeExchangesAtOnce: a restarted node, in either role,
+// agrees with its peer as soon as it learns its peers, before any tick
+// (waiting for one would add up to TickInterval to every restart's
+// blackout).
+func TestRestartedNodeExchangesAtOnce(t *testing.T) {
+	for _, restart := range []string{"initiator", "responder"} {
+		t.Run(restart, func(t *testing.T) {
+			c := newCluster(t, 2)
+			a, b := c.nodes[0], c.nodes[1]
+			c.step(TickInterval)
+			c.run(3 * testRotate / 2)
+			c.agree(a, b)
+			r := a
+			if isInitiator(a.pub, b.pub) != (restart == "initiator") {
+				r = b
+			}
+			c.start(r)
+			c.setPeers(r)
+			c.net.pump(t) // no tick, no time passes
+			c.agree(a, b)
+			if s := c.status(a, b); s.Epoch != 1 {
+				t.Fatalf("epoch %d after the restart, want 1 (a new chain)", s.Epoch)
+			}
+		})
+	}
+}
+
+// TestPokeRightAfterAnExchangeIsDeferred: a responder that restarts
+// within minPokeGap of the pair's last exchange pokes too early; the
+// initiator still starts the exchange as soon as the gap has passed,
+// rather than when the next Poke comes (PokeInterval later).
+func TestPokeRightAfterAnExchangeIsDeferred(t *testing.T) {
+	c := newCluster(t, 2)
+	a, b := c.nodes[0], c.nodes[1]
+	c.step(TickInterval)
+	c.agree(a, b)
+	r, ini := b, a
+	if isInitiator(b.pub, a.pub) {
+		r, ini = a, b
+	}
+	c.start(r)
+	c.setPeers(r)
+	c.net.pump(t)
+	if s := c.status(r, ini); s.State == StatePQ {
+		t.Fatal("the restarted responder agreed although its Poke was rate limited")
+	}
+	c.run(minPokeGap) // two ticks: past the gap, not yet the next Poke
+	c.agree(a, b)
+}
+
 func TestLostConfirmHeals(t *testing.T) {
 	c := newCluster(t, 2)
 	dropped := 0
