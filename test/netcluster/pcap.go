@@ -17,6 +17,11 @@ type Counts struct {
 	Plaintext int
 	// WireGuard counts UDP datagrams that look like WireGuard messages.
 	WireGuard int
+	// IPv4 and IPv6 count IP packets by family.
+	IPv4, IPv6 int
+	// UDPDst counts UDP datagrams by destination port (first fragments
+	// only: later ones carry no UDP header).
+	UDPDst map[uint16]int
 	// PlaintextSamples holds the first few leaks as "src > dst proto".
 	PlaintextSamples []string
 }
@@ -106,6 +111,17 @@ func (c *Counts) addIP(b []byte, podNets []netip.Prefix) {
 	src, dst, proto, l4, l4whole, ok := parseIP(b)
 	if !ok {
 		return
+	}
+	if src.Is4() {
+		c.IPv4++
+	} else {
+		c.IPv6++
+	}
+	if proto == 17 && l4whole && len(l4) >= 4 {
+		if c.UDPDst == nil {
+			c.UDPDst = map[uint16]int{}
+		}
+		c.UDPDst[binary.BigEndian.Uint16(l4[2:4])]++
 	}
 	if inAny(src, podNets) || inAny(dst, podNets) {
 		c.Plaintext++

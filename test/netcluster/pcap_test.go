@@ -136,6 +136,10 @@ func TestCountPcap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Every UDP datagram above goes to port 51820.
+			if got.IPv4 != 12 || got.IPv6 != 2 || len(got.UDPDst) != 1 || got.UDPDst[51820] != 10 {
+				t.Errorf("by family %d/%d, UDP by destination port %v; want 12/2, 10 to 51820", got.IPv4, got.IPv6, got.UDPDst)
+			}
 			if got.Total != want.Total || got.Plaintext != want.Plaintext || got.WireGuard != want.WireGuard {
 				t.Errorf("got %v, want %v", got, want)
 			}

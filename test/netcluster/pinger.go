@@ -22,8 +22,10 @@ type Pinger struct {
 	mu   sync.Mutex
 	out  bytes.Buffer
 	done bool
-	// Replies, after Stop: arrival times, in order; Sent: echo requests.
+	// Replies, after Stop: arrival times, in order, and the sequence
+	// number each answered (Seqs[i] for Replies[i]); Sent: echo requests.
 	Replies []time.Time
+	Seqs    []int
 	Sent    int
 }
 
@@ -60,7 +62,7 @@ var (
 )
 
 // parse reads the replies printed so far.
-func (p *Pinger) parse() (replies []time.Time, sent int) {
+func (p *Pinger) parse() (replies []time.Time, seqs []int, sent int) {
 	p.mu.Lock()
 	text := p.out.String()
 	p.mu.Unlock()
@@ -75,16 +77,18 @@ func (p *Pinger) parse() (replies []time.Time, sent int) {
 			}
 			nsec, _ := strconv.ParseInt(frac[:9], 10, 64)
 			replies = append(replies, time.Unix(sec, nsec))
+			seq, _ := strconv.Atoi(m[3])
+			seqs = append(seqs, seq)
 		} else if m := sentRE.FindStringSubmatch(line); m != nil {
 			sent, _ = strconv.Atoi(m[1])
 		}
 	}
-	return replies, sent
+	return replies, seqs, sent
 }
 
 // RepliedSince reports whether a reply arrived after t0.
 func (p *Pinger) RepliedSince(t0 time.Time) bool {
-	r, _ := p.parse()
+	r, _, _ := p.parse()
 	return len(r) > 0 && r[len(r)-1].After(t0)
 }
 
@@ -99,7 +103,69 @@ func (p *Pinger) Stop() {
 	p.mu.Unlock()
 	_ = p.cmd.Process.Signal(syscall.SIGINT)
 	_ = p.cmd.Wait()
-	p.Replies, p.Sent = p.parse()
+	p.Replies, p.Seqs, p.Sent = p.parse()
+}
+
+// Loss is what a Pinger lost around an event, counted in echo requests,
+// not time: a missing sequence number is a probe that got no reply.
+type Loss struct {
+	Probes int // echo requests in the window
+	Lost   int // of those, unanswered
+	// LongestRun is the longest run of consecutive unanswered requests:
+	// the blackout, in probes.
+	LongestRun int
+}
+
+// LossBetween counts, after Stop, the echo requests sent in [from, to].
+// An answered request counts at its reply's arrival (a reply that came
+// late still counts as an answer); an unanswered one at the time
+// interpolated between the answers around it, since ping sends at a
+// steady rate. Sequence numbers are 16 bits in ICMP: a Pinger runs for
+// less than the 22 minutes it takes them to wrap.
+func (p *Pinger) LossBetween(from, to time.Time) Loss {
+	at := make([]time.Time, p.Sent+2) // by sequence number, from 1
+	for i, r := range p.Replies {
+		if s := p.Seqs[i]; s < len(at) && at[s].IsZero() {
+			at[s] = r
+		}
+	}
+	answered := make([]bool, len(at))
+	prev := 0 // the last answered sequence number so far
+	for s := 1; s <= p.Sent; s++ {
+		if !at[s].IsZero() {
+			answered[s], prev = true, s
+			continue
+		}
+		next := s + 1
+		for next <= p.Sent && at[next].IsZero() {
+			next++
+		}
+		switch {
+		case prev > 0 && next <= p.Sent:
+			at[s] = at[prev].Add(at[next].Sub(at[prev]) * time.Duration(s-prev) / time.Duration(next-prev))
+		case prev > 0:
+			at[s] = at[prev].Add(time.Duration(s-prev) * PingInterval)
+		case next <= p.Sent:
+			at[s] = at[next].Add(-time.Duration(next-s) * PingInterval)
+		}
+	}
+	var l Loss
+	run := 0
+	for s := 1; s <= p.Sent; s++ {
+		if at[s].IsZero() || at[s].Before(from) || at[s].After(to) {
+			run = 0
+			continue
+		}
+		l.Probes++
+		if answered[s] {
+			run = 0
+			continue
+		}
+		l.Lost++
+		run++
+		l.LongestRun = max(l.LongestRun, run)
+	}
+	return l
 }
 
 // LongestGap is the longest time between consecutive replies (or between
