@@ -28,7 +28,7 @@ func (m *Manager) start(p *peer, now time.Time) {
 	randRead(a.sid[:])
 	a.init = marshalInit(m.self, a.sid, p.base.epoch, baseID(p.base.key), dk.EncapsulationKey().Bytes())
 	seal(a.init, p.pk.kInit)
-	p.att, p.lastStart, p.poked = a, now, false
+	p.att = a
 	m.send(p, a.init)
 }
 
@@ -213,18 +213,30 @@ func (m *Manager) onPoke(p *peer, msg *Message, now time.Time) string {
 	if !verify(msg, p.pk.kPoke) {
 		return "bad mac"
 	}
-	if p.att != nil {
-		return "" // an exchange is under way
-	}
-	if now.Sub(p.lastStart) < minPokeGap {
-		// Rate limited, but not forgotten: a peer that restarted just
-		// after our last exchange with it pokes once per PokeInterval,
-		// and dropping this one would add that to its blackout.
+	if now.Sub(p.lastPoked) < minPokeGap {
+		// Rate limited (a Poke can be replayed), but not forgotten: the
+		// responder pokes again only PokeInterval later, which a restart
+		// would add to its blackout.
 		p.poked = true
 		return "rate limited"
 	}
-	m.start(p, now)
+	m.answerPoke(p, now)
 	return ""
+}
+
+// answerPoke starts an exchange, or, if one is waiting for its Resp,
+// resends its Init now: the responder that pokes has restarted, or
+// missed the Init, and a retransmission would come only a second later.
+// An exchange past its Resp is left to finish or time out.
+func (m *Manager) answerPoke(p *peer, now time.Time) {
+	p.lastPoked, p.poked = now, false
+	switch a := p.att; {
+	case a == nil:
+		m.start(p, now)
+	case a.confirm == nil:
+		a.lastSent = now
+		m.send(p, a.init)
+	}
 }
 
 // install hands a new key to WireGuard and makes it the ratchet base. A

@@ -191,10 +191,11 @@ type peer struct {
 	// Initiator.
 	att         *attempt
 	unconfirmed bool // installed from a Resp whose Ack never came
-	lastStart   time.Time
-	// poked: a Poke came within minPokeGap of the last start; the
-	// exchange it asks for starts once the gap has passed.
-	poked bool
+	// lastPoked: when a Poke last started an exchange or resent an Init;
+	// poked: a Poke came less than minPokeGap after that, and is answered
+	// once the gap has passed.
+	lastPoked time.Time
+	poked     bool
 
 	// Responder.
 	pend     *pending
@@ -415,6 +416,9 @@ func (m *Manager) Tick() {
 }
 
 func (m *Manager) tickInitiator(p *peer, now time.Time) {
+	if p.poked && now.Sub(p.lastPoked) >= minPokeGap {
+		m.answerPoke(p, now)
+	}
 	if a := p.att; a != nil {
 		switch {
 		case now.Sub(a.started) >= m.cfg.AttemptTimeout:
@@ -434,10 +438,6 @@ func (m *Manager) tickInitiator(p *peer, now time.Time) {
 		if p.att != nil {
 			return
 		}
-	}
-	if p.poked && now.Sub(p.lastStart) >= minPokeGap {
-		m.start(p, now)
-		return
 	}
 	if !p.Active {
 		return

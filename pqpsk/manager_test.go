@@ -127,27 +127,64 @@ func TestRestartedNodeExchangesAtOnce(t *testing.T) {
 	}
 }
 
-// TestPokeRightAfterAnExchangeIsDeferred: a responder that restarts
-// within minPokeGap of the pair's last exchange pokes too early; the
-// initiator still starts the exchange as soon as the gap has passed,
-// rather than when the next Poke comes (PokeInterval later).
-func TestPokeRightAfterAnExchangeIsDeferred(t *testing.T) {
-	c := newCluster(t, 2)
-	a, b := c.nodes[0], c.nodes[1]
-	c.step(TickInterval)
-	c.agree(a, b)
-	r, ini := b, a
-	if isInitiator(b.pub, a.pub) {
-		r, ini = a, b
+// TestRestartedResponderIsAnsweredAtOnce: a responder that restarts
+// gets its key from its first Poke, before any tick, even right after a
+// rotation, and even if the initiator's rotation Init was lost while it
+// was down (the Init is resent at once, not a second later); only Pokes
+// closer together than minPokeGap wait, and only for the gap, not for the
+// next Poke.
+func TestRestartedResponderIsAnsweredAtOnce(t *testing.T) {
+	for _, tc := range []string{"right after a rotation", "rotation Init lost", "second restart within the gap"} {
+		t.Run(tc, func(t *testing.T) {
+			c := newCluster(t, 2)
+			a, b := c.nodes[0], c.nodes[1]
+			c.step(TickInterval)
+			ini, r := a, b
+			if !isInitiator(a.pub, b.pub) {
+				ini, r = b, a
+			}
+			// Step until a rotation has just happened.
+			epoch := c.status(a, b).Epoch
+			for i := 0; c.status(a, b).Epoch == epoch; i++ {
+				if i > int(2*testRotate/TickInterval) {
+					t.Fatal("no rotation")
+				}
+				c.step(TickInterval)
+			}
+			c.agree(a, b)
+			restart := func() {
+				c.start(r)
+				c.setPeers(r)
+				c.net.pump(t) // no tick, no time passes
+			}
+			switch tc {
+			case "rotation Init lost":
+				c.net.filter = func(p packet) []packet { return nil } // r is down
+				for i := 0; ini.m.peers[r.pub].att == nil; i++ {
+					if i > int(2*testRotate/TickInterval) {
+						t.Fatal("no rotation started")
+					}
+					c.step(TickInterval)
+				}
+				c.net.filter = nil
+			case "second restart within the gap":
+				restart()
+				c.agree(a, b)
+				c.step(TickInterval)
+			}
+			restart()
+			if tc == "second restart within the gap" {
+				if s := c.status(r, ini); s.State == StatePQ {
+					t.Fatal("agreed although the Poke came within the gap")
+				}
+				c.step(minPokeGap - TickInterval) // past the gap, not yet the next Poke
+			}
+			c.agree(a, b)
+			if s := c.status(a, b); s.Epoch != 1 {
+				t.Fatalf("epoch %d, want 1 (a new chain)", s.Epoch)
+			}
+		})
 	}
-	c.start(r)
-	c.setPeers(r)
-	c.net.pump(t)
-	if s := c.status(r, ini); s.State == StatePQ {
-		t.Fatal("the restarted responder agreed although its Poke was rate limited")
-	}
-	c.run(minPokeGap) // two ticks: past the gap, not yet the next Poke
-	c.agree(a, b)
 }
 
 func TestLostConfirmHeals(t *testing.T) {
