@@ -88,10 +88,17 @@ func Do(ns string, fn func() error) error {
 // is answered: ping's own exit status accepts a single reply, which would hide
 // the loss a test is usually looking for.
 func Ping(ns string, dst netip.Addr, count int) error {
+	return PingSize(ns, dst, count, 56)
+}
+
+// PingSize is Ping with size bytes of ICMP payload (ping -s; 56 by
+// default), e.g. to send packets whose tunnelled form exceeds the
+// underlay's MTU.
+func PingSize(ns string, dst netip.Addr, count, size int) error {
 	if count < 1 {
 		count = 1
 	}
-	out, err := Exec(ns, "ping", "-n", "-q", "-c", strconv.Itoa(count), "-W", "1", "-i", "0.2", dst.String())
+	out, err := Exec(ns, "ping", "-n", "-q", "-c", strconv.Itoa(count), "-W", "1", "-i", "0.2", "-s", strconv.Itoa(size), dst.String())
 	if err != nil {
 		return err
 	}
