@@ -31,6 +31,7 @@ type Device struct {
 
 	od  *onDemand // nil unless Config.OnDemand
 	psk pskStore  // preshared keys of peers it creates (psk.go)
+	fu  followUps // peers reset with an agreed key, until they handshake (psk.go)
 
 	reads readRecord // the device's last own read; stats.go
 

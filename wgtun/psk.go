@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.zx2c4.com/wireguard/device"
@@ -129,7 +130,7 @@ func (d *Device) SetPresharedKey(peer, psk Key) error {
 // is then dropped until an agreed key is installed. A peer wireguard-go
 // does not hold only gets the random key recorded.
 func (d *Device) FailClosed(peer Key) error {
-	return d.resetPeer(peer, randomKey(), false)
+	return d.resetPeer(peer, randomKey(), false, false)
 }
 
 // ResetPeer installs psk as peer's new key for a fresh start: the peer is
@@ -137,12 +138,13 @@ func (d *Device) FailClosed(peer Key) error {
 // with initiate a handshake is sent at once. Use it when the peer has no
 // usable session anyway (it restarted, or had no agreed key): without the
 // reset, wireguard-go would wait out its 5 s retry timer of the handshakes
-// that failed under the previous key.
+// that failed under the previous key. Until a handshake with the peer
+// completes, the device starts one every followUpEvery (see followUp).
 func (d *Device) ResetPeer(peer, psk Key, initiate bool) error {
-	return d.resetPeer(peer, psk, initiate)
+	return d.resetPeer(peer, psk, initiate, true)
 }
 
-func (d *Device) resetPeer(peer, psk Key, initiate bool) error {
+func (d *Device) resetPeer(peer, psk Key, initiate, follow bool) error {
 	d.setMu.Lock()
 	defer d.setMu.Unlock()
 	d.psk.set(peer, psk)
@@ -175,7 +177,88 @@ func (d *Device) resetPeer(peer, psk Key, initiate bool) error {
 			}
 		}
 	}
+	if follow && cur.Endpoint.IsValid() {
+		d.followUp(peer)
+	}
 	return nil
+}
+
+// Peers re-created with an agreed key are followed up until a handshake
+// with them completes: every followUpEvery, one device read, and a new
+// handshake for each that has had none since, for up to followUpFor
+// (after which wireguard-go's own 5 s retries have had their chance).
+//
+// Why: the first handshake after a fresh start can be lost to a race
+// wireguard-go cannot see. Before the exchange, a restarted node's pod
+// traffic starts a handshake under its random key; if the peer re-creates
+// its side first, it answers that stale initiation (with the agreed key,
+// useless to us: our side was re-created meanwhile, its handshake state
+// gone) and then drops our real one as a replay or a flood (same
+// timestamp, once rounded to wireguard-go's 16 ms, or within 50 ms).
+// Both sides then wait out the 5 s retry timer (RekeyTimeout).
+const (
+	followUpEvery = 250 * time.Millisecond
+	followUpFor   = device.RekeyTimeout
+)
+
+// followUps: peers followed up, by the time of their reset.
+type followUps struct {
+	mu      sync.Mutex
+	since   map[Key]time.Time
+	running bool // a round is scheduled
+}
+
+func (d *Device) followUp(peer Key) {
+	d.fu.mu.Lock()
+	defer d.fu.mu.Unlock()
+	if d.fu.since == nil {
+		d.fu.since = map[Key]time.Time{}
+	}
+	d.fu.since[peer] = time.Now()
+	if !d.fu.running {
+		d.fu.running = true
+		time.AfterFunc(followUpEvery, d.followUpRound)
+	}
+}
+
+// followUpRound reads the device once and starts a handshake with every
+// followed-up peer that has had none since its reset.
+func (d *Device) followUpRound() {
+	st, err := d.state()
+	now := time.Now()
+	last := make(map[Key]time.Time, len(st.Peers))
+	for _, p := range st.Peers {
+		last[p.PublicKey] = p.LastHandshake
+	}
+	var start []Key
+	d.fu.mu.Lock()
+	for k, at := range d.fu.since {
+		hs, held := last[k]
+		switch {
+		case err != nil || !held || hs.After(at) || now.Sub(at) >= followUpFor:
+			delete(d.fu.since, k) // done, gone, or the device is
+		case now.Sub(at) >= followUpEvery:
+			start = append(start, k)
+		}
+	}
+	d.fu.running = len(d.fu.since) > 0
+	if d.fu.running {
+		time.AfterFunc(followUpEvery, d.followUpRound)
+	}
+	d.fu.mu.Unlock()
+	for _, k := range start {
+		p := d.wg.LookupPeer(device.NoisePublicKey(k))
+		if p == nil {
+			continue
+		}
+		d.log.Debug("no handshake since the peer was reset: starting one", zap.Stringer("peer", k))
+		// Clears the handshake state (the stale exchange) and the 5 s
+		// limit on initiations; no session to lose: none completed.
+		p.ExpireCurrentKeypairs()
+		if err := p.SendHandshakeInitiation(false); err != nil {
+			d.log.Debug("follow-up handshake", zap.Stringer("peer", k), zap.Error(err))
+		}
+	}
 }
 
 // configuredLocked returns peer as wireguard-go holds it, from the record

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.zx2c4.com/wireguard/device"
 )
 
 // devicePSK reads peer's preshared key back from wireguard-go.
@@ -216,4 +218,53 @@ func TestPresharedKeysOnDemand(t *testing.T) {
 	if got := devicePSK(t, devA, pubB); got != k {
 		t.Fatalf("activated with key %x, want the recorded %x", got[:4], k[:4])
 	}
+}
+
+// TestResetPeerSurvivesAStaleHandshake: the race of a fresh start. B
+// re-creates its peer with the agreed key first; A's pod traffic had
+// started a handshake under A's old random key, which B answers (with the
+// agreed key: useless to A, whose side is re-created next); A's own
+// initiation right after is then dropped by B as a replay or a flood.
+// Without a follow-up both sides would wait out wireguard-go's 5 s retry
+// timer; the follow-up starts a new handshake well before.
+func TestResetPeerSurvivesAStaleHandshake(t *testing.T) {
+	requirePrivileged(t)
+	n := newTestNet(t)
+	nlA, nlB := nsHandle(t, n.a), nsHandle(t, n.b)
+	name := "cw" + randHex(t, 3)
+	keyA, _ := GeneratePrivateKey()
+	keyB, _ := GeneratePrivateKey()
+	pubA, pubB := keyA.PublicKey(), keyB.PublicKey()
+	cfg := func(k Key) Config {
+		return Config{Name: name, MTU: 1420, ListenPort: 51820, PrivateKey: k, SocketDir: t.TempDir(),
+			Logger: testLogger(), RequirePresharedKey: true}
+	}
+	devA, devB := openIn(t, n.a, cfg(keyA)), openIn(t, n.b, cfg(keyB))
+	addTunnelAddr(t, nlA, name, "10.99.0.1", "10.99.0.2")
+	addTunnelAddr(t, nlB, name, "10.99.0.2", "10.99.0.1")
+	if err := devA.SetPeers([]Peer{{PublicKey: pubB, Endpoint: netip.MustParseAddrPort("192.168.99.2:51820"),
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/32")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := devB.SetPeers([]Peer{{PublicKey: pubA, Endpoint: netip.MustParseAddrPort("192.168.99.1:51820"),
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.1/32")}}}); err != nil {
+		t.Fatal(err)
+	}
+	k := randomKey()
+	if err := devB.ResetPeer(pubA, k, false); err != nil {
+		t.Fatal(err)
+	}
+	devA.InitiateHandshakes() // the stale one, under A's random key
+	time.Sleep(5 * time.Millisecond)
+	if err := devA.ResetPeer(pubB, k, true); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	deadline := start.Add(device.RekeyTimeout - time.Second)
+	for pingOnce(n.a, "10.99.0.2", 1) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no traffic %v after both sides installed the key: the handshake waits for wireguard-go's retry", time.Since(start).Round(time.Millisecond))
+		}
+	}
+	t.Logf("traffic %v after both sides installed the key", time.Since(start).Round(time.Millisecond))
 }
