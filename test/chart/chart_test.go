@@ -612,8 +612,10 @@ func checkAdmissionPolicy(t *testing.T, m *manifests, sa string) {
 	if !slices.Equal(b.Spec.ValidationActions, []admissionv1.ValidationAction{admissionv1.Deny}) {
 		t.Errorf("validationActions %v, want [Deny]", b.Spec.ValidationActions)
 	}
-	// The annotations it lets the agent write are the controller's.
-	own := fmt.Sprintf("['%s', '%s']", controller.AnnotationPublicKey, controller.AnnotationEndpoint)
+	// The annotations it lets the agent write are the ones the controller
+	// publishes (the post-quantum port included: without it a
+	// postQuantum-enabled agent could publish nothing at all).
+	own := fmt.Sprintf("['%s', '%s', '%s']", controller.AnnotationPublicKey, controller.AnnotationEndpoint, controller.AnnotationPQPort)
 	found := false
 	for _, v := range p.Spec.Variables {
 		found = found || (v.Name == "own" && v.Expression == own)

@@ -372,7 +372,7 @@ func ann(k string, v any) map[string]any {
 // TestAgentPublishesUnderPolicy runs the agent's Kubernetes side
 // (controller.KubeSource) with a token bound to its pod against the API
 // server enforcing the chart's policy and RBAC: it syncs, and publishes its
-// key and endpoint on its own Node. The same source with a token bound to
+// key, endpoint and post-quantum exchange port on its own Node. The same source with a token bound to
 // another node's pod cannot publish for this one.
 func TestAgentPublishesUnderPolicy(t *testing.T) {
 	c := newPolicyCluster(t)
@@ -393,7 +393,9 @@ func TestAgentPublishesUnderPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(cs kubernetes.Interface, self string, key wgtun.Key, log *zap.Logger) (stop func()) {
-		src := &controller.KubeSource{Client: cs, Self: self, SelfKey: key, ListenPort: 51820,
+		// With post-quantum on, as the chart's postQuantum.mode=on runs it:
+		// the exchange's port is published too.
+		src := &controller.KubeSource{Client: cs, Self: self, SelfKey: key, ListenPort: 51820, PQPort: 51821,
 			RetryBase: 100 * time.Millisecond, RetryMax: time.Second, Log: log}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
@@ -431,10 +433,12 @@ func TestAgentPublishesUnderPolicy(t *testing.T) {
 	t.Logf("B's agent posing as node-a: %d publications denied", denied())
 
 	defer run(agentA, "node-a", priv.PublicKey(), zap.NewNop())()
-	want := map[string]string{controller.AnnotationPublicKey: priv.PublicKey().String(), controller.AnnotationEndpoint: "192.168.77.11:51820"}
+	want := map[string]string{controller.AnnotationPublicKey: priv.PublicKey().String(), controller.AnnotationEndpoint: "192.168.77.11:51820",
+		controller.AnnotationPQPort: "51821"}
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		a := c.annotations("node-a")
-		if a[controller.AnnotationPublicKey] == want[controller.AnnotationPublicKey] && a[controller.AnnotationEndpoint] == want[controller.AnnotationEndpoint] {
+		if a[controller.AnnotationPublicKey] == want[controller.AnnotationPublicKey] && a[controller.AnnotationEndpoint] == want[controller.AnnotationEndpoint] &&
+			a[controller.AnnotationPQPort] == want[controller.AnnotationPQPort] {
 			t.Logf("node-a published under the policy: %v", a)
 			break
 		}
