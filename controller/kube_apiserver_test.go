@@ -3,7 +3,9 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +25,48 @@ type realCluster struct {
 	t     *testing.T
 	admin kubernetes.Interface
 	agent kubernetes.Interface
+	// watches records the agent's Node watch requests.
+	watches *watchLog
 }
+
+// watchLog records, for each Node watch request, whether it asked for the
+// initial events (a watch-list stream) and whether its response came
+// gzip-compressed.
+type watchLog struct {
+	mu      sync.Mutex
+	entries []string // "list" or "plain", then "+gzip" when compressed
+}
+
+func (l *watchLog) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		q := req.URL.Query()
+		if err != nil || req.URL.Path != "/api/v1/nodes" || q.Get("watch") != "true" {
+			return resp, err
+		}
+		e := "plain"
+		if q.Get("sendInitialEvents") == "true" {
+			e = "list"
+		}
+		if resp.Uncompressed || resp.Header.Get("Content-Encoding") == "gzip" {
+			e += "+gzip"
+		}
+		l.mu.Lock()
+		l.entries = append(l.entries, e)
+		l.mu.Unlock()
+		return resp, err
+	})
+}
+
+func (l *watchLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.entries, ",")
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func newRealCluster(t *testing.T) *realCluster {
 	t.Helper()
@@ -47,11 +90,13 @@ func newRealCluster(t *testing.T) *realCluster {
 	}
 	cfg := rest.CopyConfig(srv.AddUser(t, "crosswire-agent:"+selfName))
 	cfg.UserAgent = "crosswire-agent"
+	watches := &watchLog{}
+	cfg.Wrap(watches.wrap)
 	agent, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &realCluster{t: t, admin: admin, agent: agent}
+	return &realCluster{t: t, admin: admin, agent: agent, watches: watches}
 }
 
 func (c *realCluster) create(n *corev1.Node) {
@@ -216,6 +261,13 @@ func TestKubeSourceAgainstRealAPIServer(t *testing.T) {
 	}
 	if n := c.node(selfName); !hasManager(n, "crosswire-agent") {
 		t.Errorf("own Node has no crosswire-agent managedFields entry: %v", n.ManagedFields)
+	}
+
+	// The cache synced from a watch-list stream (compressed: Go's client
+	// accepts gzip) and every event since came on a plain watch, which the
+	// API server never compresses event by event.
+	if got := c.watches.String(); got != "list+gzip,plain" {
+		t.Errorf("Node watches %q, want list+gzip,plain", got)
 	}
 }
 

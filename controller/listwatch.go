@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -56,7 +57,17 @@ func nodeListWatch(client kubernetes.Interface, r *outageRetry) cache.ListerWatc
 		return retryOutage(ctx, r, func(ctx context.Context) (runtime.Object, error) { return nodes.List(ctx, opts) })
 	}
 	watchFn := func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-		return retryOutage(ctx, r, func(ctx context.Context) (watch.Interface, error) { return nodes.Watch(ctx, opts) })
+		w, err := retryOutage(ctx, r, func(ctx context.Context) (watch.Interface, error) { return nodes.Watch(ctx, opts) })
+		if err != nil || opts.SendInitialEvents == nil || !*opts.SendInitialEvents {
+			return w, err
+		}
+		return continuePlain(ctx, w, func(ctx context.Context, rv string) (watch.Interface, error) {
+			plain := metav1.ListOptions{
+				LabelSelector: opts.LabelSelector, FieldSelector: opts.FieldSelector,
+				ResourceVersion: rv, AllowWatchBookmarks: opts.AllowWatchBookmarks, TimeoutSeconds: opts.TimeoutSeconds,
+			}
+			return retryOutage(ctx, r, func(ctx context.Context) (watch.Interface, error) { return nodes.Watch(ctx, plain) })
+		}), nil
 	}
 	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc:  list,
@@ -165,4 +176,85 @@ func isOutage(err error) bool {
 		return false
 	}
 	return true
+}
+
+// continuePlain is the watch-list stream first (a watch with
+// sendInitialEvents) up to and including its initial-events-end bookmark,
+// then a plain watch that open starts from that bookmark's resourceVersion,
+// as one watch: the reflector syncs from the first and watches on with the
+// second as it would have with the first.
+//
+// Why: the API server gzips a watch-list stream for a client that accepts
+// gzip (Go's HTTP client does), which suits the initial events (a third of
+// the bytes), but it also gzips every later event as a stream of its own,
+// for as long as the stream lasts (5-10 minutes): a kubelet heartbeat then
+// costs the agent a gzip header and Huffman tables besides the decode
+// (twice the CPU of the decode alone, BenchmarkWatchDecode in test/scale)
+// and costs the API server a compression per agent. A plain watch is never
+// compressed. The plain watch resumes exactly after the bookmark: nothing
+// the first stream sent after it is read.
+//
+// If the plain watch cannot be opened the result channel closes, and the
+// reflector recovers as from any watch that ended.
+func continuePlain(ctx context.Context, first watch.Interface, open func(context.Context, string) (watch.Interface, error)) watch.Interface {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &plainAfterSync{cancel: cancel, result: make(chan watch.Event)}
+	go w.run(ctx, first, open)
+	return w
+}
+
+type plainAfterSync struct {
+	cancel context.CancelFunc
+	result chan watch.Event
+}
+
+func (w *plainAfterSync) Stop()                          { w.cancel() }
+func (w *plainAfterSync) ResultChan() <-chan watch.Event { return w.result }
+
+func (w *plainAfterSync) run(ctx context.Context, cur watch.Interface, open func(context.Context, string) (watch.Interface, error)) {
+	defer close(w.result)
+	defer func() { cur.Stop() }()
+	synced := false
+	for {
+		var ev watch.Event
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok = <-cur.ResultChan():
+			if !ok {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case w.result <- ev:
+		}
+		if synced || !isInitialEventsEnd(ev) {
+			continue
+		}
+		synced = true
+		m, err := meta.Accessor(ev.Object)
+		if err != nil {
+			return
+		}
+		cur.Stop()
+		next, err := open(ctx, m.GetResourceVersion())
+		if err != nil {
+			cur = watch.NewEmptyWatch() // for the deferred Stop
+			return
+		}
+		cur = next
+	}
+}
+
+// isInitialEventsEnd tells whether ev is the bookmark that ends a watch-list
+// stream's initial events.
+func isInitialEventsEnd(ev watch.Event) bool {
+	if ev.Type != watch.Bookmark {
+		return false
+	}
+	m, err := meta.Accessor(ev.Object)
+	return err == nil && m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true"
 }

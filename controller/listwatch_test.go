@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,8 +17,10 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 )
@@ -211,5 +214,126 @@ func TestNodeInformerRegisteredInFactory(t *testing.T) {
 			t.Fatal("watched Node never reached the cache")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// bookmark is a watch bookmark at rv; end marks it as the end of a
+// watch-list stream's initial events.
+func bookmark(rv string, end bool) watch.Event {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{ResourceVersion: rv}}
+	if end {
+		n.Annotations = map[string]string{metav1.InitialEventsAnnotationKey: "true"}
+	}
+	return watch.Event{Type: watch.Bookmark, Object: n}
+}
+
+func nodeAt(name, rv string) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: rv}}
+}
+
+func nextEvent(t *testing.T, w watch.Interface) watch.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-w.ResultChan():
+		if !ok {
+			t.Fatal("result channel closed")
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+	}
+	return watch.Event{}
+}
+
+func eventRV(ev watch.Event) string {
+	m, _ := meta.Accessor(ev.Object)
+	return string(ev.Type) + "@" + m.GetResourceVersion()
+}
+
+// A watch-list stream is read up to its initial-events-end bookmark and
+// not a byte further; the watch continues from the bookmark's
+// resourceVersion on a plain watch, so the reflector sees every event
+// once and in order.
+func TestContinuePlainAfterInitialEvents(t *testing.T) {
+	first, second := watch.NewRaceFreeFake(), watch.NewRaceFreeFake()
+	opened := make(chan string, 1)
+	w := continuePlain(context.Background(), first, func(_ context.Context, rv string) (watch.Interface, error) {
+		opened <- rv
+		return second, nil
+	})
+	defer w.Stop()
+	first.Add(nodeAt("node2", "10"))
+	first.Add(nodeAt("node3", "11"))
+	first.Action(watch.Bookmark, bookmark("12", false).Object) // a progress bookmark: no switch
+	first.Action(watch.Bookmark, bookmark("15", true).Object)
+	first.Modify(nodeAt("node2", "16")) // sent after the bookmark: must not be read
+	var got []string
+	for range 4 {
+		got = append(got, eventRV(nextEvent(t, w)))
+	}
+	if want := "ADDED@10 ADDED@11 BOOKMARK@12 BOOKMARK@15"; strings.Join(got, " ") != want {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	select {
+	case rv := <-opened:
+		if rv != "15" {
+			t.Errorf("plain watch from %q, want the bookmark's 15", rv)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no plain watch opened")
+	}
+	if !first.IsStopped() {
+		t.Error("the watch-list stream was not stopped")
+	}
+	second.Modify(nodeAt("node2", "16"))
+	if got := eventRV(nextEvent(t, w)); got != "MODIFIED@16" {
+		t.Errorf("after the switch: %s, want MODIFIED@16", got)
+	}
+	w.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for !second.IsStopped() {
+		if time.Now().After(deadline) {
+			t.Fatal("Stop did not stop the plain watch")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range w.ResultChan() {
+	}
+}
+
+// A plain watch that cannot be opened ends the watch (the reflector
+// re-watches as after any watch that ended); a stream that ends before its
+// bookmark ends the watch too.
+func TestContinuePlainEnds(t *testing.T) {
+	first := watch.NewRaceFreeFake()
+	w := continuePlain(context.Background(), first, func(context.Context, string) (watch.Interface, error) {
+		return nil, apierrors.NewForbidden(nodesGR, "", errors.New("no"))
+	})
+	first.Action(watch.Bookmark, bookmark("15", true).Object)
+	if ev := nextEvent(t, w); ev.Type != watch.Bookmark {
+		t.Fatalf("got %s, want the bookmark", ev.Type)
+	}
+	waitClosed(t, w)
+
+	first = watch.NewRaceFreeFake()
+	w = continuePlain(context.Background(), first, func(context.Context, string) (watch.Interface, error) {
+		t.Error("plain watch opened without a bookmark")
+		return nil, errors.New("unexpected")
+	})
+	first.Add(nodeAt("node2", "10"))
+	nextEvent(t, w)
+	first.Stop()
+	waitClosed(t, w)
+}
+
+func waitClosed(t *testing.T, w watch.Interface) {
+	t.Helper()
+	select {
+	case ev, ok := <-w.ResultChan():
+		if ok {
+			t.Fatalf("event %s after the end", ev.Type)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("result channel not closed")
 	}
 }

@@ -162,7 +162,7 @@ func TestParseStatCPU(t *testing.T) {
 	}
 }
 
-func applyPatch(t *testing.T, orig []byte, patch map[string]any) []byte {
+func applyPatch(t testing.TB, orig []byte, patch map[string]any) []byte {
 	t.Helper()
 	p, err := json.Marshal(patch)
 	if err != nil {
