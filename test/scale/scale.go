@@ -231,12 +231,24 @@ func measureSync(ctx context.Context, cfg Config, e *env, n int, mode string, re
 		return fmt.Errorf("datapath applied but the device has %d peers, want %d", peers, wantPeers)
 	}
 	res.WGPeers = peers
-	t, err := p.logTimes(msgSynced, msgAdopted)
-	if err != nil {
-		return err
-	}
-	if t[msgSynced].IsZero() || t[msgAdopted].IsZero() {
-		return fmt.Errorf("agent log lacks %q or %q", msgSynced, msgAdopted)
+	// The sets can be complete a moment before the agent logs its apply:
+	// wait for both lines rather than read the log once.
+	var t map[string]time.Time
+	for logDeadline := time.Now().Add(10 * time.Second); ; {
+		if t, err = p.logTimes(msgSynced, msgAdopted); err != nil {
+			return err
+		}
+		if !t[msgSynced].IsZero() && !t[msgAdopted].IsZero() {
+			break
+		}
+		if time.Now().After(logDeadline) {
+			return fmt.Errorf("agent log lacks %q or %q", msgSynced, msgAdopted)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	res.SyncedToAppliedMs = ms(t[msgAdopted].Sub(t[msgSynced]))
 	res.StartToSyncedMs = ms(t[msgSynced].Sub(start))
