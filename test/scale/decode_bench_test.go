@@ -83,7 +83,7 @@ func storedNode(t testing.TB, i int) *corev1.Node {
 		}
 		ts := metav1.NewTime(now)
 		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1",
-			Time: &ts, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: raw}, Subresource: sub}
+			Time: &ts, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(string(raw)), Subresource: sub}
 	}
 	kubeletMeta := map[string]any{"f:metadata": map[string]any{
 		"f:annotations": fieldSet(kubeletAnn), "f:labels": fieldSet(labels)}}
