@@ -149,10 +149,9 @@ func TestFileSourceRun(t *testing.T) {
 	writeFile(t, path, "")
 	r.expectNone("empty file must not drop the peers")
 	writeFile(t, path, "kind: NodeList\nitems: []\n")
-	// An explicit empty list is a valid state: every peer goes. This
-	// node's own pod CIDRs stay local (its tombstone), as when its Node is
-	// deleted from the API server: its pods still run.
-	r.expectUpdate("explicit empty list", State{Local: pfx("10.244.0.0/24")})
+	// An explicit empty list is a valid state: every peer goes, and (not
+	// strict) this node's own pod CIDRs too.
+	r.expectUpdate("explicit empty list", State{})
 
 	writeFile(t, path, "{")
 	r.expectNone("garbage again")

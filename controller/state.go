@@ -16,10 +16,10 @@ import (
 // State is the desired datapath state derived from the cluster's Nodes.
 type State struct {
 	// SelfFound is false while this node's own Node object is unknown or
-	// rejected. Local is then empty, unless that Node was deleted: while
-	// its tombstone lasts (Input.Gone), Local keeps the pod CIDRs it last
-	// held that no live Node claims, because the machine keeps running its
-	// pods and their traffic must stay marked.
+	// rejected. Local is then empty, unless that Node was deleted in strict
+	// mode: while its tombstone lasts (Input.Gone), Local keeps the pod
+	// CIDRs it last held that no live Node claims, because the machine
+	// keeps running its pods and their traffic must stay marked.
 	SelfFound bool
 	Local     []netip.Prefix
 	// Peers are the other nodes, in the engine's own type: the controller
@@ -64,8 +64,8 @@ type Input struct {
 	// Gone are the tombstones of deleted Nodes, by name. A Node deleted
 	// and registered again (or gone for good while its machine still
 	// runs) must not turn its pods' traffic into plaintext in between:
-	// this node's own tombstone keeps Local, and with Fence the others'
-	// are fenced. A tombstone never takes anything from a live Node: it
+	// with Fence (strict mode), this node's own tombstone keeps Local and
+	// the others' are fenced; without, they are ignored. A tombstone never takes anything from a live Node: it
 	// is ignored when a Node of its name exists, and each of its pod
 	// CIDRs is used only when it overlaps no live Node's claim, no CIDR
 	// fenced for an overlap, no CIDR of a newer tombstone, and holds no
@@ -244,7 +244,10 @@ func Build(in Input) State {
 
 // mourn gives the tombstones in in.Gone what is still theirs, after every
 // live Node and every CIDR fenced for an overlap (claimed and spare): this
-// node's own becomes Local, the others' Fenced (with in.Fence). Newer
+// node's own becomes Local, the others' Fenced; only with in.Fence (strict
+// mode). Without it the other agents drop a deleted Node's CIDRs and reach
+// it in clear, so its own agent must not keep marking its pods' replies
+// for a tunnel whose peers no longer take them. Newer
 // tombstones first, since a CIDR in two of them was held last by the
 // newer; live names are skipped.
 func (st *State) mourn(in Input, live map[string]int, claimed, spare *claims) {
@@ -257,7 +260,7 @@ func (st *State) mourn(in Input, live map[string]int, claimed, spare *claims) {
 	}
 	graves := make([]grave, 0, len(in.Gone))
 	for name, t := range in.Gone {
-		if live[name] > 0 || (name != in.Self && !in.Fence) {
+		if live[name] > 0 || !in.Fence {
 			continue
 		}
 		graves = append(graves, grave{name, t})

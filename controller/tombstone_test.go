@@ -62,8 +62,9 @@ func checkBuild(t *testing.T, tr *Tracker) {
 }
 
 // TestSelfDeletedKeepsLocal: this node's own Node deleted (its machine and
-// pods still running) keeps its pod CIDRs local in every mode, so its pods'
-// egress stays marked; SelfFound says the Node is gone. Its return makes
+// pods still running) keeps its pod CIDRs local in strict mode, so its
+// pods' egress stays marked; SelfFound says the Node is gone. Not strict,
+// it empties them as before. Its return makes
 // the live Node rule again.
 func TestSelfDeletedKeepsLocal(t *testing.T) {
 	for _, fence := range []bool{false, true} {
@@ -71,6 +72,15 @@ func TestSelfDeletedKeepsLocal(t *testing.T) {
 			tr, _ := newTombTracker(t, fence)
 			c := tr.Set(selfName, nil)
 			own := pfx("10.244.0.0/24", "fd00:10:244::/64")
+			if !fence {
+				// Not strict: the peers drop this node's CIDRs and reach
+				// it in clear, so it stops marking too, as before.
+				if !c.LocalChanged || c.SelfFound || len(c.Local) != 0 || len(tr.tombstones()) != 0 {
+					t.Fatalf("self deleted, not strict: LocalChanged=%v SelfFound=%v Local=%v tombstones %v, want true false none none", c.LocalChanged, c.SelfFound, c.Local, tr.tombstones())
+				}
+				checkBuild(t, tr)
+				return
+			}
 			if !c.LocalChanged || c.SelfFound || !slices.Equal(c.Local, own) {
 				t.Fatalf("self deleted: LocalChanged=%v SelfFound=%v Local=%v, want true false %v", c.LocalChanged, c.SelfFound, c.Local, own)
 			}
@@ -191,7 +201,7 @@ func TestLiveNodeTakesTombstoneCIDR(t *testing.T) {
 		}
 		checkBuild(t, tr)
 	})
-	for _, fence := range []bool{false, true} {
+	for _, fence := range []bool{true} {
 		t.Run(fmt.Sprintf("self/fence=%v", fence), func(t *testing.T) {
 			tr, _ := newTombTracker(t, fence)
 			tr.Set(selfName, nil)
@@ -234,12 +244,12 @@ func TestTombstoneYields(t *testing.T) {
 	if !slices.Equal(namesOf(st.Peers), []string{"good", "inside"}) {
 		t.Fatalf("peers %v", namesOf(st.Peers))
 	}
-	// Without fencing only this node's own tombstone counts.
+	// Without fencing no tombstone counts, this node's own neither.
 	st = Build(Input{Self: selfName, DefaultPort: 51820, Nodes: []*corev1.Node{good}, Gone: map[string]Tombstone{
 		selfName: {PodCIDRs: pfx("10.244.0.0/24"), Deleted: t0},
 		"old":    {PodCIDRs: pfx("10.244.5.0/24"), Deleted: t0},
 	}})
-	if st.SelfFound || !slices.Equal(st.Local, pfx("10.244.0.0/24")) || len(st.Fenced) != 0 {
+	if st.SelfFound || len(st.Local) != 0 || len(st.Fenced) != 0 {
 		t.Fatalf("plain:\n%s", fmtState(st))
 	}
 }

@@ -297,14 +297,14 @@ func (t *Tracker) settle(group map[string]bool) Change {
 }
 
 // bury records a tombstone for the live node name, about to be deleted at
-// now: the pod CIDRs it holds in the state. Only this node's own when not
-// fencing: Build would ignore the others'. It does not index it.
+// now: the pod CIDRs it holds in the state. None when not fencing: Build
+// would ignore them. It does not index it.
 func (t *Tracker) bury(name string, now time.Time) {
 	var held []netip.Prefix
 	switch {
+	case !t.fence:
 	case name == t.self:
 		held = t.local
-	case !t.fence:
 	default:
 		if p, ok := t.peers[name]; ok {
 			held = p.PodCIDRs
