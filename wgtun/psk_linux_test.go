@@ -51,30 +51,8 @@ func waitPing(t *testing.T, ns, dst string) {
 // engine (update, resync, removal and re-creation); a PSK change leaves
 // the live session alone, and FailClosed ends it.
 func TestPresharedKeys(t *testing.T) {
-	requirePrivileged(t)
-	n := newTestNet(t)
-	nlA, nlB := nsHandle(t, n.a), nsHandle(t, n.b)
-	name := "cw" + randHex(t, 3)
-	keyA, _ := GeneratePrivateKey()
-	keyB, _ := GeneratePrivateKey()
-	pubA, pubB := keyA.PublicKey(), keyB.PublicKey()
-	cfg := func(k Key) Config {
-		return Config{Name: name, MTU: 1420, ListenPort: 51820, PrivateKey: k, SocketDir: t.TempDir(),
-			Logger: testLogger(), RequirePresharedKey: true}
-	}
-	devA, devB := openIn(t, n.a, cfg(keyA)), openIn(t, n.b, cfg(keyB))
-	addTunnelAddr(t, nlA, name, "10.99.0.1", "10.99.0.2")
-	addTunnelAddr(t, nlB, name, "10.99.0.2", "10.99.0.1")
-	peerB := Peer{PublicKey: pubB, Endpoint: netip.MustParseAddrPort("192.168.99.2:51820"),
-		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/32")}}
-	peerA := Peer{PublicKey: pubA, Endpoint: netip.MustParseAddrPort("192.168.99.1:51820"),
-		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.1/32")}}
-	if err := devA.SetPeers([]Peer{peerB}); err != nil {
-		t.Fatal(err)
-	}
-	if err := devB.SetPeers([]Peer{peerA}); err != nil {
-		t.Fatal(err)
-	}
+	p := newPSKPair(t, false)
+	n, devA, devB, pubA, pubB, peerB := p.n, p.devA, p.devB, p.pubA, p.pubB, p.peerB
 
 	// Locked: random, different keys; no classical session.
 	ka, kb := devicePSK(t, devA, pubB), devicePSK(t, devB, pubA)
@@ -180,27 +158,8 @@ func TestPresharedKeys(t *testing.T) {
 // TestPresharedKeysOnDemand: a key recorded for an inactive on-demand peer
 // is the one the activator creates it with.
 func TestPresharedKeysOnDemand(t *testing.T) {
-	requirePrivileged(t)
-	n := newTestNet(t)
-	nlA, nlB := nsHandle(t, n.a), nsHandle(t, n.b)
-	name := "cw" + randHex(t, 3)
-	keyA, _ := GeneratePrivateKey()
-	keyB, _ := GeneratePrivateKey()
-	pubA, pubB := keyA.PublicKey(), keyB.PublicKey()
-	devA := openIn(t, n.a, Config{Name: name, MTU: 1420, ListenPort: 51820, PrivateKey: keyA, SocketDir: t.TempDir(),
-		Logger: testLogger(), RequirePresharedKey: true, OnDemand: true})
-	devB := openIn(t, n.b, Config{Name: name, MTU: 1420, ListenPort: 51820, PrivateKey: keyB, SocketDir: t.TempDir(),
-		Logger: testLogger(), RequirePresharedKey: true})
-	addTunnelAddr(t, nlA, name, "10.99.0.1", "10.99.0.2")
-	addTunnelAddr(t, nlB, name, "10.99.0.2", "10.99.0.1")
-	if err := devA.SetPeers([]Peer{{PublicKey: pubB, Endpoint: netip.MustParseAddrPort("192.168.99.2:51820"),
-		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/32")}}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := devB.SetPeers([]Peer{{PublicKey: pubA, Endpoint: netip.MustParseAddrPort("192.168.99.1:51820"),
-		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.1/32")}}}); err != nil {
-		t.Fatal(err)
-	}
+	p := newPSKPair(t, true)
+	n, devA, devB, pubA, pubB := p.n, p.devA, p.devB, p.pubA, p.pubB
 	if len(peerIPs(t, devA)) != 0 {
 		t.Fatal("an on-demand peer was configured before any traffic")
 	}
@@ -228,28 +187,8 @@ func TestPresharedKeysOnDemand(t *testing.T) {
 // Without a follow-up both sides would wait out wireguard-go's 5 s retry
 // timer; the follow-up starts a new handshake well before.
 func TestResetPeerSurvivesAStaleHandshake(t *testing.T) {
-	requirePrivileged(t)
-	n := newTestNet(t)
-	nlA, nlB := nsHandle(t, n.a), nsHandle(t, n.b)
-	name := "cw" + randHex(t, 3)
-	keyA, _ := GeneratePrivateKey()
-	keyB, _ := GeneratePrivateKey()
-	pubA, pubB := keyA.PublicKey(), keyB.PublicKey()
-	cfg := func(k Key) Config {
-		return Config{Name: name, MTU: 1420, ListenPort: 51820, PrivateKey: k, SocketDir: t.TempDir(),
-			Logger: testLogger(), RequirePresharedKey: true}
-	}
-	devA, devB := openIn(t, n.a, cfg(keyA)), openIn(t, n.b, cfg(keyB))
-	addTunnelAddr(t, nlA, name, "10.99.0.1", "10.99.0.2")
-	addTunnelAddr(t, nlB, name, "10.99.0.2", "10.99.0.1")
-	if err := devA.SetPeers([]Peer{{PublicKey: pubB, Endpoint: netip.MustParseAddrPort("192.168.99.2:51820"),
-		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/32")}}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := devB.SetPeers([]Peer{{PublicKey: pubA, Endpoint: netip.MustParseAddrPort("192.168.99.1:51820"),
-		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.1/32")}}}); err != nil {
-		t.Fatal(err)
-	}
+	p := newPSKPair(t, false)
+	n, devA, devB, pubA, pubB := p.n, p.devA, p.devB, p.pubA, p.pubB
 	k := randomKey()
 	if err := devB.ResetPeer(pubA, k, false); err != nil {
 		t.Fatal(err)
@@ -267,4 +206,44 @@ func TestResetPeerSurvivesAStaleHandshake(t *testing.T) {
 		}
 	}
 	t.Logf("traffic %v after both sides installed the key", time.Since(start).Round(time.Millisecond))
+}
+
+// pskPair is two devices requiring preshared keys, A in n.a (10.99.0.1 on
+// its tunnel) and B in n.b (10.99.0.2), each the other's peer
+// (peerB on A, peerA on B), with no agreed key yet.
+type pskPair struct {
+	n            *testNet
+	devA, devB   *Device
+	pubA, pubB   Key
+	peerA, peerB Peer
+}
+
+// newPSKPair opens the pair; onDemandA makes A's peers on-demand.
+func newPSKPair(t *testing.T, onDemandA bool) pskPair {
+	t.Helper()
+	requirePrivileged(t)
+	n := newTestNet(t)
+	nlA, nlB := nsHandle(t, n.a), nsHandle(t, n.b)
+	name := "cw" + randHex(t, 3)
+	keyA, _ := GeneratePrivateKey()
+	keyB, _ := GeneratePrivateKey()
+	cfg := func(k Key, onDemand bool) Config {
+		return Config{Name: name, MTU: 1420, ListenPort: 51820, PrivateKey: k, SocketDir: t.TempDir(),
+			Logger: testLogger(), RequirePresharedKey: true, OnDemand: onDemand}
+	}
+	p := pskPair{n: n, devA: openIn(t, n.a, cfg(keyA, onDemandA)), devB: openIn(t, n.b, cfg(keyB, false)),
+		pubA: keyA.PublicKey(), pubB: keyB.PublicKey()}
+	addTunnelAddr(t, nlA, name, "10.99.0.1", "10.99.0.2")
+	addTunnelAddr(t, nlB, name, "10.99.0.2", "10.99.0.1")
+	p.peerB = Peer{PublicKey: p.pubB, Endpoint: netip.MustParseAddrPort("192.168.99.2:51820"),
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/32")}}
+	p.peerA = Peer{PublicKey: p.pubA, Endpoint: netip.MustParseAddrPort("192.168.99.1:51820"),
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.1/32")}}
+	if err := p.devA.SetPeers([]Peer{p.peerB}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.devB.SetPeers([]Peer{p.peerA}); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
