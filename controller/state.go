@@ -219,19 +219,7 @@ func Build(in Input) State {
 	// and no such CIDR of an older rejected Node, are its own still.
 	spare := newClaims(0)
 	for _, c := range contested {
-		var own []netip.Prefix
-		for _, x := range c.PodCIDRs {
-			one := []netip.Prefix{x}
-			if _, _, taken := claimed.overlaps(one); taken {
-				continue
-			}
-			if _, _, taken := spare.overlaps(one); taken {
-				continue
-			}
-			spare.add(one)
-			own = append(own, x)
-		}
-		fence(c.Name, own)
+		fence(c.Name, unclaimed(c.PodCIDRs, spare, claimed))
 	}
 	st.mourn(in, names, claimed, spare)
 	slices.SortFunc(st.Peers, func(a, b proxy.Peer) int { return cmp.Compare(a.Name, b.Name) })
@@ -283,24 +271,7 @@ func (st *State) mourn(in Input, live map[string]int, claimed, spare *claims) {
 	}
 	mourned := newClaims(0)
 	for _, g := range graves {
-		var own []netip.Prefix
-		for _, x := range g.t.PodCIDRs {
-			one := []netip.Prefix{x}
-			if _, _, taken := claimed.overlaps(one); taken {
-				continue
-			}
-			if _, _, taken := spare.overlaps(one); taken {
-				continue
-			}
-			if _, _, taken := mourned.overlaps(one); taken {
-				continue
-			}
-			if _, _, taken := eps.overlaps(one); taken {
-				continue
-			}
-			mourned.add(one)
-			own = append(own, x)
-		}
+		own := unclaimed(g.t.PodCIDRs, mourned, claimed, spare, eps)
 		if len(own) == 0 {
 			continue
 		}
@@ -310,6 +281,28 @@ func (st *State) mourn(in Input, live map[string]int, claimed, spare *claims) {
 		}
 		st.Fenced = append(st.Fenced, proxy.Peer{Name: g.name, PodCIDRs: own})
 	}
+}
+
+// unclaimed returns the prefixes of ps that overlap nothing in into or in
+// taken, in order, claiming each in into as it goes (so two of ps that
+// overlap each other keep the first).
+func unclaimed(ps []netip.Prefix, into *claims, taken ...*claims) []netip.Prefix {
+	var own []netip.Prefix
+next:
+	for _, x := range ps {
+		one := []netip.Prefix{x}
+		if _, _, hit := into.overlaps(one); hit {
+			continue
+		}
+		for _, c := range taken {
+			if _, _, hit := c.overlaps(one); hit {
+				continue next
+			}
+		}
+		into.add(one)
+		own = append(own, x)
+	}
+	return own
 }
 
 // Equal reports whether st and o are the same desired state. Typed, not
