@@ -159,18 +159,7 @@ func TestPostQuantum(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, pqRotate+3*time.Second, "every epoch advances", func() error {
-			now, err := e.allPQ(t)
-			if err != nil {
-				return err
-			}
-			for k, ep := range now {
-				if ep <= epochs[k] {
-					return fmt.Errorf("%s still at epoch %d", k, ep)
-				}
-			}
-			return nil
-		})
+		e.epochsAdvance(t, epochs)
 		t.Logf("every epoch advanced within %v (rotation %v)", time.Since(start).Round(100*time.Millisecond), pqRotate)
 		if err := e.pairPSKs(c.Nodes); err != nil {
 			t.Fatal(err)
@@ -326,18 +315,7 @@ func TestPostQuantumIPv6Underlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	pings()
-	eventually(t, pqRotate+3*time.Second, "every epoch advances", func() error {
-		now, err := e.allPQ(t)
-		if err != nil {
-			return err
-		}
-		for k, ep := range now {
-			if ep <= epochs[k] {
-				return fmt.Errorf("%s still at epoch %d", k, ep)
-			}
-		}
-		return nil
-	})
+	e.epochsAdvance(t, epochs)
 	if err := e.pairPSKs(c.Nodes); err != nil {
 		t.Fatal(err)
 	}
@@ -361,4 +339,22 @@ func TestPostQuantumIPv6Underlay(t *testing.T) {
 			}
 		}
 	}
+}
+
+// epochsAdvance waits, within one rotation and a margin, until every
+// peer's PSK epoch on every node has moved past epochs (from allPQ).
+func (e *env) epochsAdvance(t *testing.T, epochs map[string]uint64) {
+	t.Helper()
+	eventually(t, pqRotate+3*time.Second, "every epoch advances", func() error {
+		now, err := e.allPQ(t)
+		if err != nil {
+			return err
+		}
+		for k, ep := range now {
+			if ep <= epochs[k] {
+				return fmt.Errorf("%s still at epoch %d", k, ep)
+			}
+		}
+		return nil
+	})
 }
