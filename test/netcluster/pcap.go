@@ -17,8 +17,12 @@ type Counts struct {
 	Plaintext int
 	// WireGuard counts UDP datagrams that look like WireGuard messages.
 	WireGuard int
-	// IPv4 and IPv6 count IP packets by family.
-	IPv4, IPv6 int
+	// IPv4 and IPv6 count IP packets by family; UDPDst4 counts the IPv4
+	// UDP datagrams alone by destination port, and IPv4Samples describes
+	// the first IPv4 packets.
+	IPv4, IPv6  int
+	UDPDst4     map[uint16]int
+	IPv4Samples []string
 	// UDPDst counts UDP datagrams by destination port (first fragments
 	// only: later ones carry no UDP header).
 	UDPDst map[uint16]int
@@ -114,6 +118,9 @@ func (c *Counts) addIP(b []byte, podNets []netip.Prefix) {
 	}
 	if src.Is4() {
 		c.IPv4++
+		if len(c.IPv4Samples) < maxSamples {
+			c.IPv4Samples = append(c.IPv4Samples, fmt.Sprintf("%s > %s %s", src, dst, protoName(proto)))
+		}
 	} else {
 		c.IPv6++
 	}
@@ -122,6 +129,12 @@ func (c *Counts) addIP(b []byte, podNets []netip.Prefix) {
 			c.UDPDst = map[uint16]int{}
 		}
 		c.UDPDst[binary.BigEndian.Uint16(l4[2:4])]++
+		if src.Is4() {
+			if c.UDPDst4 == nil {
+				c.UDPDst4 = map[uint16]int{}
+			}
+			c.UDPDst4[binary.BigEndian.Uint16(l4[2:4])]++
+		}
 	}
 	if inAny(src, podNets) || inAny(dst, podNets) {
 		c.Plaintext++
