@@ -242,7 +242,8 @@ func (m *Manager) answerPoke(p *peer, now time.Time) {
 // install hands a new key to WireGuard and makes it the ratchet base. A
 // first key of a chain (the peer restarted) or one after none (pending,
 // closed) is a fresh start: no session survives it, so the peer is reset,
-// and the responder, who installs last, starts the handshake at once.
+// and the responder, who installs last, starts the handshake at once; the
+// initiator's peer waits for it (wgtun.Device.ResetPeer).
 func (m *Manager) install(p *peer, k epochKey) error {
 	var err error
 	if p.state != StatePQ || k.epoch == 1 {

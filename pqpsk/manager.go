@@ -80,7 +80,9 @@ type Installer interface {
 	FailClosed(peer Key) error
 	// ResetPeer installs psk for a fresh start: the peer has no usable
 	// session (it restarted, or had no agreed key), so its session state
-	// is dropped and, with initiate, a handshake started at once.
+	// is dropped and, with initiate, a handshake started at once; without,
+	// the peer starts none of its own and answers the other end's (exactly
+	// one end initiates: crossing initiations can cost one direction 15 s).
 	ResetPeer(peer, psk Key, initiate bool) error
 	// ForgetPresharedKey drops what was recorded for a peer that is gone.
 	ForgetPresharedKey(peer Key)

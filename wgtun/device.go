@@ -3,6 +3,7 @@ package wgtun
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,7 +133,16 @@ func Open(cfg Config) (*Device, error) {
 
 func wgLogger(l *zap.Logger) *device.Logger {
 	s := l.Named("wireguard-go").Sugar()
-	return &device.Logger{Verbosef: s.Debugf, Errorf: s.Errorf}
+	return &device.Logger{Verbosef: s.Debugf, Errorf: func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		// A quiet re-created peer (psk.go) starts a handshake without an
+		// endpoint on purpose: not an error.
+		if strings.HasSuffix(msg, "Failed to send handshake initiation: no known endpoint for peer") {
+			s.Debug(msg)
+			return
+		}
+		s.Error(msg)
+	}}
 }
 
 // Name returns the interface name.

@@ -3,6 +3,7 @@ package wgtun
 import (
 	"crypto/rand"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -134,17 +135,21 @@ func (d *Device) FailClosed(peer Key) error {
 }
 
 // ResetPeer installs psk as peer's new key for a fresh start: the peer is
-// re-created as FailClosed does (no session, no handshake history), and
-// with initiate a handshake is sent at once. Use it when the peer has no
-// usable session anyway (it restarted, or had no agreed key): without the
-// reset, wireguard-go would wait out its 5 s retry timer of the handshakes
-// that failed under the previous key. Until a handshake with the peer
-// completes, the device starts one every followUpEvery (see followUp).
+// re-created as FailClosed does (no session, no handshake history). Use it
+// when the peer has no usable session anyway (it restarted, or had no
+// agreed key): without the reset, wireguard-go would wait out its 5 s
+// retry timer of the handshakes that failed under the previous key.
+//
+// Exactly one of the two ends must start the fresh handshake: initiate
+// sends one at once and, until a handshake with the peer completes, starts
+// one every followUpEvery (see followUp); without initiate the re-created
+// peer stays quiet, its own initiations held back for RekeyTimeout (see
+// quietLocked), and answers the other end's.
 func (d *Device) ResetPeer(peer, psk Key, initiate bool) error {
 	return d.resetPeer(peer, psk, initiate, true)
 }
 
-func (d *Device) resetPeer(peer, psk Key, initiate, follow bool) error {
+func (d *Device) resetPeer(peer, psk Key, initiate, agreed bool) error {
 	d.setMu.Lock()
 	defer d.setMu.Unlock()
 	d.psk.set(peer, psk)
@@ -155,9 +160,10 @@ func (d *Device) resetPeer(peer, psk Key, initiate, follow bool) error {
 	if !ok {
 		return nil
 	}
+	quiet := agreed && !initiate && cur.Endpoint.IsValid()
 	var b strings.Builder
 	fmt.Fprintf(&b, "public_key=%s\nremove=true\npublic_key=%s\npreshared_key=%s\n", peer.hex(), peer.hex(), psk.hex())
-	if cur.Endpoint.IsValid() {
+	if cur.Endpoint.IsValid() && !quiet {
 		fmt.Fprintf(&b, "endpoint=%s\n", cur.Endpoint)
 	}
 	if d.cfg.Keepalive > 0 {
@@ -170,23 +176,53 @@ func (d *Device) resetPeer(peer, psk Key, initiate, follow bool) error {
 		d.written = nil // the next SetPeers reads the device back
 		return fmt.Errorf("wgtun %s: reset peer %s: re-create: %w", d.cfg.Name, peer, err)
 	}
+	if quiet {
+		if err := d.quietLocked(peer, cur.Endpoint); err != nil {
+			return err
+		}
+	}
 	if initiate && cur.Endpoint.IsValid() {
 		if p := d.wg.LookupPeer(device.NoisePublicKey(peer)); p != nil {
 			if err := p.SendHandshakeInitiation(false); err != nil {
 				d.log.Debug("reset peer: initiate handshake", zap.Stringer("peer", peer), zap.Error(err))
 			}
 		}
-	}
-	if follow && cur.Endpoint.IsValid() {
 		d.followUp(peer)
 	}
 	return nil
 }
 
-// Peers re-created with an agreed key are followed up until a handshake
-// with them completes: every followUpEvery, one device read, and a new
-// handshake for each that has had none since, for up to followUpFor
-// (after which wireguard-go's own 5 s retries have had their chance).
+// quietLocked holds back the initiations of a peer just re-created without
+// its endpoint, then gives it the endpoint. Why: a re-created peer with
+// traffic for the other end starts a handshake at its first packet, and
+// so would the other end's: two initiations crossing, each end answering
+// the other's. wireguard-go handles a peer's handshake messages on several
+// goroutines at once, and when its response to our initiation and its own
+// initiation are handled together, ours can end with a session whose
+// receiving index it has just dropped: we send on it, everything we send
+// is discarded, and as we receive the other end's traffic nothing tells us
+// until the other end's "stopped hearing back" timer, 15 s later. An
+// initiation started while the peer has no endpoint goes nowhere, but
+// wireguard-go then starts no other for RekeyTimeout (its retry comes after
+// that, if the other end's never completed). Caller holds setMu.
+func (d *Device) quietLocked(peer Key, endpoint netip.AddrPort) error {
+	if p := d.wg.LookupPeer(device.NoisePublicKey(peer)); p != nil {
+		_ = p.SendHandshakeInitiation(false) // fails for want of an endpoint; that is the point
+	}
+	body := fmt.Sprintf("public_key=%s\nupdate_only=true\nendpoint=%s\n", peer.hex(), endpoint)
+	if err := d.ipcSet(body); err != nil {
+		d.written = nil
+		return fmt.Errorf("wgtun %s: reset peer %s: endpoint: %w", d.cfg.Name, peer, err)
+	}
+	return nil
+}
+
+// Peers re-created with an agreed key, on the end that starts the fresh
+// handshake, are followed up until a handshake with them completes: every
+// followUpEvery, one device read, and a new handshake for each that has
+// had none since, for up to followUpFor (after which wireguard-go's own
+// 5 s retries have had their chance). The other end is quiet meanwhile
+// (quietLocked), so the two never start handshakes at the same moment.
 //
 // Why: the first handshake after a fresh start can be lost to a race
 // wireguard-go cannot see. Before the exchange, a restarted node's pod
@@ -195,7 +231,7 @@ func (d *Device) resetPeer(peer, psk Key, initiate, follow bool) error {
 // useless to us: our side was re-created meanwhile, its handshake state
 // gone) and then drops our real one as a replay or a flood (same
 // timestamp, once rounded to wireguard-go's 16 ms, or within 50 ms).
-// Both sides then wait out the 5 s retry timer (RekeyTimeout).
+// Both sides would then wait out the 5 s retry timer (RekeyTimeout).
 const (
 	followUpEvery = 250 * time.Millisecond
 	followUpFor   = device.RekeyTimeout

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.zx2c4.com/wireguard/device"
 )
 
@@ -221,17 +222,23 @@ type pskPair struct {
 // newPSKPair opens the pair; onDemandA makes A's peers on-demand.
 func newPSKPair(t *testing.T, onDemandA bool) pskPair {
 	t.Helper()
+	return newPSKPairLogging(t, onDemandA, testLogger(), testLogger())
+}
+
+// newPSKPairLogging is newPSKPair with A and B logging to logA and logB.
+func newPSKPairLogging(t *testing.T, onDemandA bool, logA, logB *zap.Logger) pskPair {
+	t.Helper()
 	requirePrivileged(t)
 	n := newTestNet(t)
 	nlA, nlB := nsHandle(t, n.a), nsHandle(t, n.b)
 	name := "cw" + randHex(t, 3)
 	keyA, _ := GeneratePrivateKey()
 	keyB, _ := GeneratePrivateKey()
-	cfg := func(k Key, onDemand bool) Config {
+	cfg := func(k Key, onDemand bool, log *zap.Logger) Config {
 		return Config{Name: name, MTU: 1420, ListenPort: 51820, PrivateKey: k, SocketDir: t.TempDir(),
-			Logger: testLogger(), RequirePresharedKey: true, OnDemand: onDemand}
+			Logger: log, RequirePresharedKey: true, OnDemand: onDemand}
 	}
-	p := pskPair{n: n, devA: openIn(t, n.a, cfg(keyA, onDemandA)), devB: openIn(t, n.b, cfg(keyB, false)),
+	p := pskPair{n: n, devA: openIn(t, n.a, cfg(keyA, onDemandA, logA)), devB: openIn(t, n.b, cfg(keyB, false, logB)),
 		pubA: keyA.PublicKey(), pubB: keyB.PublicKey()}
 	addTunnelAddr(t, nlA, name, "10.99.0.1", "10.99.0.2")
 	addTunnelAddr(t, nlB, name, "10.99.0.2", "10.99.0.1")
@@ -246,4 +253,56 @@ func newPSKPair(t *testing.T, onDemandA bool) pskPair {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestResetPeerQuietEnd: of the two ends of a fresh start only the one
+// told to initiate starts handshakes. The other, re-created first and with
+// traffic for the peer, stays quiet until the initiating end's handshake
+// arrives: two initiations crossing can leave wireguard-go, which handles
+// a peer's handshake messages on several goroutines, with a session whose
+// receiving index it dropped (TestResetPeerRaceStress, below, loops it:
+// about 2% of fresh starts lost one direction for 15 s).
+func TestResetPeerQuietEnd(t *testing.T) {
+	p := newPSKPair(t, false)
+	n, devA, devB, pubA, pubB := p.n, p.devA, p.devB, p.pubA, p.pubB
+	capture := startUDPCapture(t, n.b, "vb")
+	ab := startUDPFlow(t, n.a, n.b, netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2"))
+	ba := startUDPFlow(t, n.b, n.a, netip.MustParseAddr("10.99.0.2"), netip.MustParseAddr("10.99.0.1"))
+	fromA := netip.MustParseAddrPort("192.168.99.1:51820")
+	initiations := func() int {
+		capture.mu.Lock()
+		defer capture.mu.Unlock()
+		c := 0
+		for _, m := range capture.msgs {
+			if m.src == fromA && classifyMsg(m.payload) == msgInitiation {
+				c++
+			}
+		}
+		return c
+	}
+	time.Sleep(100 * time.Millisecond) // A's traffic has started its doomed handshake
+	before := initiations()
+	k := randomKey()
+	if err := devA.ResetPeer(pubB, k, false); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if got := initiations() - before; got != 0 {
+		t.Fatalf("the end re-created without initiate sent %d handshake initiations with traffic pending, want 0", got)
+	}
+	if err := devB.ResetPeer(pubA, k, true); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	for !ab.since(t0) || !ba.since(t0) {
+		if time.Since(t0) > 2*time.Second {
+			t.Fatalf("no traffic both ways %v after the initiating end's reset (a→b %v, b→a %v)",
+				time.Since(t0).Round(time.Millisecond), ab.since(t0), ba.since(t0))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("traffic both ways %v after the initiating end's reset", time.Since(t0).Round(time.Millisecond))
+	if got := initiations() - before; got != 0 {
+		t.Errorf("the quiet end sent %d initiations; the handshake should have been the other end's", got)
+	}
 }
