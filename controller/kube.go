@@ -59,6 +59,9 @@ const defaultRebuild = 10 * time.Minute
 // writes to any Node but its own.
 type KubeSource struct {
 	Client kubernetes.Interface
+	// Nodes lists and watches Nodes for the informer; nil means
+	// Client's. NewNodeClient's decodes them slim straight from protobuf.
+	Nodes typedcorev1.NodeInterface
 	// Self is this node's name.
 	Self string
 	// SelfKey is this agent's public key; zero publishes nothing.
@@ -165,7 +168,7 @@ func (s *KubeSource) Run(ctx context.Context, sink Sink) error {
 	// Registered first, so the factory's Node informer (with the factory's
 	// transform) is the one that rides out API outages without client-go's
 	// long reflector backoff.
-	factory.InformerFor(&corev1.Node{}, newNodeInformer(log))
+	factory.InformerFor(&corev1.Node{}, newNodeInformer(log, s.Nodes))
 	nodes := factory.Core().V1().Nodes()
 	informer := nodes.Informer()
 

@@ -14,6 +14,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/crosswire/crosswire/test/apiserver"
@@ -25,6 +26,9 @@ type realCluster struct {
 	t     *testing.T
 	admin kubernetes.Interface
 	agent kubernetes.Interface
+	// nodes is the agent's slim Node client (NewNodeClient), sharing
+	// agent's HTTP client.
+	nodes typedcorev1.NodeInterface
 	// watches records the agent's Node watch requests.
 	watches *watchLog
 }
@@ -92,11 +96,19 @@ func newRealCluster(t *testing.T) *realCluster {
 	cfg.UserAgent = "crosswire-agent"
 	watches := &watchLog{}
 	cfg.Wrap(watches.wrap)
-	agent, err := kubernetes.NewForConfig(cfg)
+	h, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &realCluster{t: t, admin: admin, agent: agent, watches: watches}
+	agent, err := kubernetes.NewForConfigAndClient(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := NewNodeClient(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &realCluster{t: t, admin: admin, agent: agent, nodes: nodes, watches: watches}
 }
 
 func (c *realCluster) create(n *corev1.Node) {
@@ -175,7 +187,7 @@ func TestKubeSourceAgainstRealAPIServer(t *testing.T) {
 	c.create(kubeNode("node3", withPodCIDRs("10.244.3.0/24"), withIP("192.168.77.13")))
 
 	selfKey := testKey(1)
-	src := &KubeSource{Client: c.agent, Self: selfName, SelfKey: pubKey(1), ListenPort: kubePort, Log: zap.NewNop(), reportEvery: true}
+	src := &KubeSource{Client: c.agent, Nodes: c.nodes, Self: selfName, SelfKey: pubKey(1), ListenPort: kubePort, Log: zap.NewNop(), reportEvery: true}
 	updates := make(chan State, 64)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

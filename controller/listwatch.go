@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -33,26 +34,30 @@ const (
 )
 
 // newNodeInformer is an informers.NewInformerFunc for Nodes whose list and
-// watch calls retry transient failures themselves (see outageRetry). Hand
-// it to the factory before anything asks it for the Node informer:
+// watch calls retry transient failures themselves (see outageRetry), made
+// through nodes (nil: the factory's client). Hand it to the factory
+// before anything asks it for the Node informer:
 //
-//	factory.InformerFor(&corev1.Node{}, newNodeInformer(log))
+//	factory.InformerFor(&corev1.Node{}, newNodeInformer(log, nodes))
 //
 // so the factory's lister, transform, Start and Shutdown apply to it.
-func newNodeInformer(log *zap.Logger) func(kubernetes.Interface, time.Duration) cache.SharedIndexInformer {
+func newNodeInformer(log *zap.Logger, nodes corev1client.NodeInterface) func(kubernetes.Interface, time.Duration) cache.SharedIndexInformer {
 	return func(client kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		if nodes == nil {
+			nodes = client.CoreV1().Nodes()
+		}
 		return cache.NewSharedIndexInformerWithOptions(
-			nodeListWatch(client, newOutageRetry(log, "Nodes")),
+			nodeListWatch(client, nodes, newOutageRetry(log, "Nodes")),
 			&corev1.Node{},
 			cache.SharedIndexInformerOptions{ResyncPeriod: resync, Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}},
 		)
 	}
 }
 
-// nodeListWatch lists and watches Nodes like client-go's generated
-// informer does (including its watch-list capability), through r.
-func nodeListWatch(client kubernetes.Interface, r *outageRetry) cache.ListerWatcher {
-	nodes := client.CoreV1().Nodes()
+// nodeListWatch lists and watches Nodes through nodes like client-go's
+// generated informer does (including its watch-list capability, which
+// client tells), retrying outages with r.
+func nodeListWatch(client kubernetes.Interface, nodes corev1client.NodeInterface, r *outageRetry) cache.ListerWatcher {
 	list := func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return retryOutage(ctx, r, func(ctx context.Context) (runtime.Object, error) { return nodes.List(ctx, opts) })
 	}

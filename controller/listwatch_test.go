@@ -187,7 +187,7 @@ func TestRetryOutageStopsWithContext(t *testing.T) {
 func TestNodeInformerRegisteredInFactory(t *testing.T) {
 	client := fake.NewClientset(kubeNode("node2"))
 	factory := informers.NewSharedInformerFactory(client, 0)
-	mine := factory.InformerFor(&corev1.Node{}, newNodeInformer(zap.NewNop()))
+	mine := factory.InformerFor(&corev1.Node{}, newNodeInformer(zap.NewNop(), nil))
 	nodes := factory.Core().V1().Nodes()
 	if nodes.Informer().GetIndexer() != mine.GetIndexer() {
 		t.Fatal("the factory's Node informer is not the outage-tolerant one")

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/crosswire/crosswire/agentstatus"
 	"github.com/crosswire/crosswire/controller"
@@ -118,9 +117,9 @@ func runAgent(ctx context.Context, o *options) error {
 
 	// The API client first: a bad kubeconfig fails before any kernel state
 	// is touched.
-	var client kubernetes.Interface
+	var client kubeClients
 	if o.nodesFile == "" {
-		if client, err = newKubeClient(o.kubeconfig); err != nil {
+		if client, err = newKubeClients(o.kubeconfig); err != nil {
 			return err
 		}
 	}
@@ -224,7 +223,7 @@ func runAgent(ctx context.Context, o *options) error {
 		log.Info("agent started; Nodes from the Kubernetes API", zap.String("source", "kubernetes"), zap.String("kubeconfig", kc),
 			zap.String("interface", o.iface), zap.Uint16("listen_port", dev.ListenPort()))
 		src = &controller.KubeSource{
-			Client: client, Self: o.nodeName, SelfKey: key.PublicKey(),
+			Client: client.all, Nodes: client.nodes, Self: o.nodeName, SelfKey: key.PublicKey(),
 			ListenPort: dev.ListenPort(), DefaultPort: o.listenPort, Strict: o.strict, PQPort: pq.port(), Log: log.Named("nodes"),
 		}
 	}

@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 
+	"github.com/crosswire/crosswire/controller"
+
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -39,10 +42,30 @@ func kubeConfig(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-func newKubeClient(kubeconfig string) (kubernetes.Interface, error) {
+// kubeClients are the agent's API clients: one for everything, and one
+// for the Node informer's list and watch that decodes Nodes slim. They
+// share one HTTP client, so one connection.
+type kubeClients struct {
+	all   kubernetes.Interface
+	nodes typedcorev1.NodeInterface
+}
+
+func newKubeClients(kubeconfig string) (kubeClients, error) {
 	cfg, err := kubeConfig(kubeconfig)
 	if err != nil {
-		return nil, err
+		return kubeClients{}, err
 	}
-	return kubernetes.NewForConfig(cfg)
+	h, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return kubeClients{}, fmt.Errorf("Kubernetes HTTP client: %w", err)
+	}
+	all, err := kubernetes.NewForConfigAndClient(cfg, h)
+	if err != nil {
+		return kubeClients{}, fmt.Errorf("Kubernetes client: %w", err)
+	}
+	nodes, err := controller.NewNodeClient(cfg, h)
+	if err != nil {
+		return kubeClients{}, err
+	}
+	return kubeClients{all: all, nodes: nodes}, nil
 }

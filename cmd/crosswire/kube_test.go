@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -42,7 +43,7 @@ func TestKubeConfigFromFile(t *testing.T) {
 	if cfg.Host != "https://192.0.2.1:6443" || cfg.QPS != kubeQPS || cfg.Burst != kubeBurst || cfg.UserAgent != "crosswire-agent" {
 		t.Errorf("config host %q qps %v burst %d agent %q", cfg.Host, cfg.QPS, cfg.Burst, cfg.UserAgent)
 	}
-	if _, err := newKubeClient(path); err != nil {
+	if _, err := newKubeClients(path); err != nil {
 		t.Errorf("client: %v", err)
 	}
 	if _, err := kubeConfig(filepath.Join(t.TempDir(), "absent")); err == nil || !strings.Contains(err.Error(), "--kubeconfig") {
@@ -76,18 +77,26 @@ func TestAgentKubeconfigErrorFailsEarly(t *testing.T) {
 
 // Every kubelet heartbeat in the cluster reaches the agent as a whole Node
 // (10-20 KB); client-go decodes one from protobuf ~10x faster than from
-// JSON (BenchmarkWatchDecode in test/scale). Its generated clients ask for
-// protobuf for built-in types only while the config leaves ContentType
-// unset: the agent's Node list and watch must keep doing so.
-func TestKubeClientAsksForProtobufNodes(t *testing.T) {
+// JSON, and the Node client's slim decode skips what crosswire never reads
+// (BenchmarkWatchDecode in test/scale). Both clients must ask for
+// protobuf, the Node client must hand the informer slim Nodes, and the two
+// must share one connection to the API server.
+func TestKubeClientsAskForProtobufNodes(t *testing.T) {
 	var (
-		mu     sync.Mutex
-		accept string
+		mu      sync.Mutex
+		accepts []string
+		conns   int
 	)
-	list := &corev1.NodeList{Items: []corev1.Node{{ObjectMeta: metav1.ObjectMeta{Name: "node2"}, Spec: corev1.NodeSpec{PodCIDR: "10.244.2.0/24"}}}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	node := corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node2", Labels: map[string]string{"topology.kubernetes.io/zone": "a"},
+			Annotations: map[string]string{"crosswire.dev/endpoint": "192.0.2.2:51820", "node.alpha.kubernetes.io/ttl": "0"}},
+		Spec:   corev1.NodeSpec{PodCIDR: "10.244.2.0/24", PodCIDRs: []string{"10.244.2.0/24"}},
+		Status: corev1.NodeStatus{Images: []corev1.ContainerImage{{Names: []string{"registry.k8s.io/pause:3.10"}, SizeBytes: 1}}},
+	}
+	list := &corev1.NodeList{Items: []corev1.Node{node}}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		accept = r.Header.Get("Accept")
+		accepts = append(accepts, r.Header.Get("Accept"))
 		mu.Unlock()
 		mt := runtime.ContentTypeJSON
 		if strings.HasPrefix(r.Header.Get("Accept"), runtime.ContentTypeProtobuf) {
@@ -102,25 +111,52 @@ func TestKubeClientAsksForProtobufNodes(t *testing.T) {
 		w.Header().Set("Content-Type", mt)
 		_, _ = w.Write(b)
 	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
 	defer srv.Close()
 	path := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(path, []byte(strings.Replace(testKubeconfig, "https://192.0.2.1:6443", srv.URL, 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	client, err := newKubeClient(path)
+	clients, err := newKubeClients(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes, err := client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	full, err := clients.all.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(nodes.Items) != 1 || nodes.Items[0].Name != "node2" || nodes.Items[0].Spec.PodCIDR != "10.244.2.0/24" {
-		t.Errorf("listed %+v", nodes.Items)
+	if len(full.Items) != 1 || len(full.Items[0].Labels) != 1 || len(full.Items[0].Status.Images) != 1 {
+		t.Errorf("full client listed %+v", full.Items)
+	}
+	slim, err := clients.nodes.List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slim.Items) != 1 {
+		t.Fatalf("node client listed %d Nodes", len(slim.Items))
+	}
+	got := slim.Items[0]
+	if got.Name != "node2" || got.Spec.PodCIDR != "10.244.2.0/24" || got.Annotations["crosswire.dev/endpoint"] != "192.0.2.2:51820" {
+		t.Errorf("node client lost what crosswire reads: %+v", got)
+	}
+	if len(got.Labels) != 0 || len(got.Status.Images) != 0 || len(got.Annotations) != 1 {
+		t.Errorf("node client kept what crosswire never reads: labels %v, images %v, annotations %v", got.Labels, got.Status.Images, got.Annotations)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !strings.HasPrefix(accept, runtime.ContentTypeProtobuf) {
-		t.Errorf("Node list asked for %q, want protobuf first", accept)
+	for i, a := range accepts {
+		if !strings.HasPrefix(a, runtime.ContentTypeProtobuf) {
+			t.Errorf("request %d asked for %q, want protobuf first", i, a)
+		}
+	}
+	if conns != 1 {
+		t.Errorf("%d connections to the API server, want 1 shared", conns)
 	}
 }

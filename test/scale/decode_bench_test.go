@@ -173,11 +173,16 @@ func (r *loopReader) Read(p []byte) (int, error) {
 func (r *loopReader) Close() error { return nil }
 
 // watchDecoder decodes a watch stream of mediaType as client-go's REST
-// client does (rest.Request.newStreamWatcher).
-func watchDecoder(t testing.TB, mediaType string, body io.ReadCloser) *restwatch.Decoder {
+// client does (rest.Request.newStreamWatcher), with the agent's Node
+// client's codecs when slim.
+func watchDecoder(t testing.TB, mediaType string, slim bool, body io.ReadCloser) *restwatch.Decoder {
 	t.Helper()
 	gv := corev1.SchemeGroupVersion
-	neg := runtime.NewClientNegotiator(scheme.Codecs.WithoutConversion(), gv)
+	ns := scheme.Codecs.WithoutConversion()
+	if slim {
+		ns = controller.SlimNodeSerializer(ns)
+	}
+	neg := runtime.NewClientNegotiator(ns, gv)
 	mt, params, err := mime.ParseMediaType(mediaType)
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +213,7 @@ func TestWatchEventShape(t *testing.T) {
 	}
 	for _, mt := range []string{mediaJSON, mediaProtobuf} {
 		b := watchFrames(t, mt, n)
-		typ, obj, err := watchDecoder(t, mt, io.NopCloser(bytes.NewReader(b))).Decode()
+		typ, obj, err := watchDecoder(t, mt, false, io.NopCloser(bytes.NewReader(b))).Decode()
 		if err != nil {
 			t.Fatalf("%s: %v", mt, err)
 		}
@@ -220,6 +225,20 @@ func TestWatchEventShape(t *testing.T) {
 		if !equalNodes(got, n) {
 			t.Errorf("%s: decoded Node differs from the encoded one", mt)
 		}
+	}
+	b := watchFrames(t, mediaProtobuf, n)
+	typ, obj, err := watchDecoder(t, mediaProtobuf, true, io.NopCloser(bytes.NewReader(b))).Decode()
+	if err != nil {
+		t.Fatalf("slim: %v", err)
+	}
+	got, ok := obj.(*corev1.Node)
+	if typ != watch.Modified || !ok {
+		t.Fatalf("slim: %s %T, want MODIFIED *v1.Node", typ, obj)
+	}
+	want := controller.SlimNode(n)
+	want.TypeMeta = got.TypeMeta
+	if !equalNodes(got, want) || len(got.Annotations) != 2 || len(got.Status.Addresses) != 1 {
+		t.Errorf("slim decode differs from SlimNode:\n got %+v\nwant %+v", got, want)
 	}
 }
 
@@ -239,15 +258,23 @@ func equalNodes(a, b *corev1.Node) bool {
 // informer syncs with, sendInitialEvents): the API server compresses it
 // when the client accepts gzip, as Go's HTTP client does, flushing each
 // event as a gzip member of its own (perFlushGzipWriter in k8s.io/apiserver).
+// The -slim variants decode as the agent's Node client does
+// (controller.NewNodeClient): only what crosswire reads.
 func BenchmarkWatchDecode(b *testing.B) {
 	n := storedNode(b, 1234)
 	for _, c := range []struct {
-		mt   string
-		gzip bool
-	}{{mediaJSON, false}, {mediaProtobuf, false}, {mediaJSON, true}, {mediaProtobuf, true}} {
+		mt         string
+		gzip, slim bool
+	}{
+		{mediaJSON, false, false}, {mediaProtobuf, false, false}, {mediaJSON, true, false}, {mediaProtobuf, true, false},
+		{mediaProtobuf, false, true}, {mediaProtobuf, true, true},
+	} {
 		name := strings.TrimPrefix(c.mt[strings.LastIndex(c.mt, "/")+1:], "vnd.kubernetes.")
 		if c.gzip {
 			name += "-gzip"
+		}
+		if c.slim {
+			name += "-slim"
 		}
 		mt := c.mt
 		b.Run(name, func(b *testing.B) {
@@ -269,7 +296,7 @@ func BenchmarkWatchDecode(b *testing.B) {
 				}
 				body, wire = zr, z.Len()
 			}
-			dec := watchDecoder(b, mt, body)
+			dec := watchDecoder(b, mt, c.slim, body)
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
 			for b.Loop() {
