@@ -109,3 +109,33 @@ func needRootForTUN(tb testing.TB) {
 	tb.Helper()
 	testenv.RequireRoot(tb, "creates a network namespace and a TUN device")
 }
+
+// BenchmarkUpdatePeersEvent is the WireGuard part of one Node event as the
+// agent applies it, UpdatePeers with the one changed peer, with n desired
+// peers, every one a configured peer ("all") or none active yet
+// ("on-demand"): flat in n for both.
+func BenchmarkUpdatePeersEvent(b *testing.B) {
+	needRootForTUN(b)
+	for _, onDemand := range []bool{false, true} {
+		for _, n := range []int{100, 1000, 5000} {
+			b.Run(fmt.Sprintf("%s/%d", map[bool]string{false: "all", true: "on-demand"}[onDemand], n), func(b *testing.B) {
+				d := benchDeviceWith(b, func(c *Config) { c.OnDemand = onDemand })
+				peers := benchPeers(b, n)
+				if err := d.SetPeers(peers); err != nil {
+					b.Fatal(err)
+				}
+				own := peers[0]
+				k := 0
+				b.ReportAllocs()
+				for b.Loop() {
+					p := own
+					p.AllowedIPs = append(slices.Clone(own.AllowedIPs), netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 64, byte(2 * (k % 2)), 0}), 24))
+					if err := d.UpdatePeers([]Peer{p}, nil); err != nil {
+						b.Fatal(err)
+					}
+					k++
+				}
+			})
+		}
+	}
+}

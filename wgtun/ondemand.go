@@ -71,6 +71,8 @@ type onDemand struct {
 	// Guarded by Device.setMu.
 	desired map[Key]Peer // the full desired set, normalised
 	peers   map[Key]*odPeer
+	index   odIndex         // who claims each slot of table (ondemand_delta.go)
+	active  map[Key]*odPeer // the peers whose active flag is set
 
 	nDesired, nConfigured atomic.Int64 // for PeerCounts
 
@@ -141,6 +143,8 @@ func newOnDemand(idle time.Duration, pub Key, log *zap.Logger) *onDemand {
 		log:         log,
 		desired:     map[Key]Peer{},
 		peers:       map[Key]*odPeer{},
+		index:       newODIndex(nil),
+		active:      map[Key]*odPeer{},
 		guard:       newInboundGuard(pub, time.Now()),
 		unconfirmed: map[*odPeer]struct{}{},
 		replays:     newReplayCache(replayCacheSize),
@@ -349,11 +353,13 @@ func (d *Device) initiateHandshake(k Key) {
 func (od *onDemand) markActive(p *odPeer, now time.Time) {
 	p.activatedAt, p.rx, p.tx = now, 0, 0
 	p.active.Store(true)
+	od.active[p.key] = p
 	od.nConfigured.Add(1)
 }
 
 func (od *onDemand) markInactive(p *odPeer) {
 	p.active.Store(false)
+	delete(od.active, p.key)
 	p.deactivatedAt.Store(time.Now().UnixNano())
 	od.nConfigured.Add(-1)
 	delete(od.unconfirmed, p)
@@ -396,15 +402,10 @@ func (od *onDemand) setDesiredLocked(desired, present map[Key]Peer, now time.Tim
 	od.desired = desired
 	od.nDesired.Store(int64(len(desired)))
 	if changed {
+		od.index = newODIndex(desired)
 		od.table.Store(buildODTable(desired, od.peers))
 	}
-	target := make(map[Key]Peer, od.nConfigured.Load())
-	for k, p := range od.peers {
-		if p.active.Load() {
-			target[k] = desired[k]
-		}
-	}
-	return target
+	return od.target()
 }
 
 // PeerCounts returns how many peers the last SetPeers or SyncPeers asked

@@ -3,8 +3,6 @@ package wgtun
 import (
 	"errors"
 	"fmt"
-	"maps"
-	"time"
 )
 
 // ErrNoRecord is UpdatePeers' answer when the device has no record of its
@@ -18,9 +16,9 @@ var ErrNoRecord = errors.New("no record of the device's peers; set them all")
 // cost follows the number of peers named, not the number the device holds:
 // a Node event in a large cluster changes one peer.
 //
-// With Config.OnDemand the whole desired set is still rebuilt from the
-// recorded one (the activation table is built whole), in time
-// proportional to the number of peers.
+// With Config.OnDemand too: the desired set, the activation table and the
+// write change by the peers named (ondemand_delta.go), so the cost follows
+// them and the number of active peers.
 func (d *Device) UpdatePeers(upsert []Peer, remove []Key) error {
 	if err := d.validatePeers(upsert); err != nil {
 		return fmt.Errorf("wgtun %s: update peers: %w", d.cfg.Name, err)
@@ -31,14 +29,11 @@ func (d *Device) UpdatePeers(upsert []Peer, remove []Key) error {
 		return fmt.Errorf("wgtun %s: update peers: %w", d.cfg.Name, ErrNoRecord)
 	}
 	if d.od != nil {
-		desired := maps.Clone(d.od.desired)
-		for _, k := range remove {
-			delete(desired, k)
+		norm := make([]Peer, len(upsert))
+		for i, p := range upsert {
+			norm[i] = normalizePeer(p)
 		}
-		for _, p := range upsert {
-			desired[p.PublicKey] = normalizePeer(p)
-		}
-		return d.writeLocked(d.written, d.od.setDesiredLocked(desired, nil, time.Now()))
+		return d.writeLocked(d.written, d.od.updateDesiredLocked(norm, remove))
 	}
 	cur := make(map[Key]Peer, len(upsert)+len(remove))
 	want := make(map[Key]Peer, len(upsert))
