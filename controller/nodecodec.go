@@ -17,14 +17,11 @@ import (
 // (k8s.io/apimachinery/pkg/runtime/serializer/protobuf).
 var protobufMagic = []byte{0x6b, 0x38, 0x73, 0x00}
 
-// Field numbers of runtime.Unknown, the envelope of every protobuf object,
-// and of its TypeMeta.
+// Field numbers of runtime.Unknown, the envelope of every protobuf object.
 const (
 	fieldUnknownTypeMeta        = 1
 	fieldUnknownRaw             = 2
 	fieldUnknownContentEncoding = 3
-	fieldTypeMetaAPIVersion     = 1
-	fieldTypeMetaKind           = 2
 )
 
 // NewNodeClient returns a client for Nodes that asks for protobuf and
@@ -124,18 +121,9 @@ func protobufEnvelope(data []byte) (apiVersion, kind, raw []byte, ok bool) {
 	for r.next() {
 		switch r.num {
 		case fieldUnknownTypeMeta:
-			tm := fieldReader{b: r.bytes()}
-			for tm.next() {
-				switch tm.num {
-				case fieldTypeMetaAPIVersion:
-					apiVersion = tm.bytes()
-				case fieldTypeMetaKind:
-					kind = tm.bytes()
-				default:
-					tm.skip()
-				}
-			}
-			r.check(tm.err, "typeMeta")
+			var err error
+			apiVersion, kind, err = decodePair(r.bytes())
+			r.check(err, "typeMeta")
 		case fieldUnknownRaw:
 			raw = r.bytes()
 		case fieldUnknownContentEncoding:

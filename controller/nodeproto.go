@@ -29,15 +29,10 @@ const (
 	fieldTimeSeconds = 1
 	fieldTimeNanos   = 2
 
-	fieldMapKey   = 1
-	fieldMapValue = 2
-
 	fieldSpecPodCIDR  = 1
 	fieldSpecPodCIDRs = 7
 
 	fieldStatusAddresses = 5
-	fieldAddressType     = 1
-	fieldAddressAddress  = 2
 
 	fieldListMetadata = 1
 	fieldListItems    = 2
@@ -90,7 +85,7 @@ func mergeSlimMeta(b []byte, m *metav1.ObjectMeta) error {
 			r.check(err, "creationTimestamp")
 			m.CreationTimestamp = t
 		case fieldMetaAnnotations:
-			k, v, err := decodeStringPair(r.bytes())
+			k, v, err := decodePair(r.bytes())
 			r.check(err, "annotations")
 			if r.err == nil && keepAnnotation(k) {
 				if m.Annotations == nil {
@@ -135,7 +130,7 @@ func mergeSlimStatus(b []byte, s *corev1.NodeStatus) error {
 			r.skip()
 			continue
 		}
-		typ, addr, err := decodeAddress(r.bytes())
+		typ, addr, err := decodePair(r.bytes())
 		r.check(err, "addresses")
 		if r.err == nil && string(typ) == string(corev1.NodeInternalIP) {
 			s.Addresses = append(s.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: string(addr)})
@@ -144,36 +139,22 @@ func mergeSlimStatus(b []byte, s *corev1.NodeStatus) error {
 	return r.err
 }
 
-// decodeAddress returns a NodeAddress's type and address, aliasing b.
-func decodeAddress(b []byte) (typ, addr []byte, err error) {
+// decodePair returns the two length-delimited fields numbered 1 and 2 of
+// a message, aliasing b: a map<string,string> entry (key, value), a
+// NodeAddress (type, address), a TypeMeta (apiVersion, kind).
+func decodePair(b []byte) (first, second []byte, err error) {
 	r := fieldReader{b: b}
 	for r.next() {
 		switch r.num {
-		case fieldAddressType:
-			typ = r.bytes()
-		case fieldAddressAddress:
-			addr = r.bytes()
+		case 1:
+			first = r.bytes()
+		case 2:
+			second = r.bytes()
 		default:
 			r.skip()
 		}
 	}
-	return typ, addr, r.err
-}
-
-// decodeStringPair decodes a map<string,string> entry without copying.
-func decodeStringPair(b []byte) (k, v []byte, err error) {
-	r := fieldReader{b: b}
-	for r.next() {
-		switch r.num {
-		case fieldMapKey:
-			k = r.bytes()
-		case fieldMapValue:
-			v = r.bytes()
-		default:
-			r.skip()
-		}
-	}
-	return k, v, r.err
+	return first, second, r.err
 }
 
 // decodeTime decodes a metav1.Time as its own protobuf Unmarshal does: an
