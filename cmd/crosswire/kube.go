@@ -57,11 +57,11 @@ func newKubeClients(kubeconfig string) (kubeClients, error) {
 	}
 	h, err := rest.HTTPClientFor(cfg)
 	if err != nil {
-		return kubeClients{}, fmt.Errorf("Kubernetes HTTP client: %w", err)
+		return kubeClients{}, fmt.Errorf("HTTP client for the API server: %w", err)
 	}
 	all, err := kubernetes.NewForConfigAndClient(cfg, h)
 	if err != nil {
-		return kubeClients{}, fmt.Errorf("Kubernetes client: %w", err)
+		return kubeClients{}, fmt.Errorf("API client: %w", err)
 	}
 	nodes, err := controller.NewNodeClient(cfg, h)
 	if err != nil {
