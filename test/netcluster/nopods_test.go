@@ -53,7 +53,15 @@ func TestNoPodsNodes(t *testing.T) {
 	if len(added) != 1 || len(added[0].Pods) != 0 {
 		t.Errorf("AddNodes on a NoPods cluster: %+v", added)
 	}
-	if err := Ping(n1.NS, added[0].UnderlayIP, 1); err != nil {
-		t.Errorf("new node unreachable on the underlay: %v", err)
+	// A few tries: the first ARP request can go out while the new node's
+	// link is still coming up, and ping waits only a second for it.
+	var perr error
+	for range 5 {
+		if perr = Ping(n1.NS, added[0].UnderlayIP, 1); perr == nil {
+			break
+		}
+	}
+	if perr != nil {
+		t.Errorf("new node unreachable on the underlay for 5 s: %v", perr)
 	}
 }
